@@ -1,0 +1,1 @@
+"""treefork: run many agents in parallel on one git repository."""

@@ -1,0 +1,243 @@
+"""Every exception treefork raises on purpose.
+
+Each class builds its message in ``__init__`` from structured fields, so callers can both
+print it and inspect what went wrong. Errors from GitPython and subprocesses are translated
+at the boundary (``raise ... from``), never leaked.
+
+::
+
+    TreeforkError
+    ├── DefinitionError          invalid domains / steps given to build_graph (lists every problem)
+    ├── WorkflowError            invalid workflow file (lists every problem with file:line:column)
+    ├── RepositoryError          the user's repository cannot be used (not a repo, detached HEAD, ...)
+    ├── GitError                 a git command failed (command, cwd, exit code, stderr)
+    │   └── MergeConflictError   a merge would conflict (paths named); nothing was changed
+    ├── WorktreeError            a worktree could not be created, reset or removed
+    │   └── UnmergedWorkError    refusing to delete a worktree/branch that holds unmerged work
+    ├── StepError                a step failed (phase, step, item, exit code, output tail)
+    │   ├── StepTimeoutError     a step ran past its timeout; its process group was killed
+    │   └── CommitRequiredError  a commit_required step did not move HEAD
+    ├── WorkItemError            work items could not be loaded (missing file, bad JSON, ...)
+    ├── InterpolationError       a ${...} reference cannot be resolved or safely inserted
+    ├── BudgetExceededError      the budget is spent (used internally to stop new agents)
+    ├── MergeRefusedError        merge review refused to merge (dirty checkout, failed job, ...)
+    └── JobError                 a job cannot be found, resumed or is locked by another process
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = (
+    "BudgetExceededError",
+    "CommitRequiredError",
+    "DefinitionError",
+    "GitError",
+    "InterpolationError",
+    "JobError",
+    "MergeConflictError",
+    "MergeRefusedError",
+    "Problem",
+    "RepositoryError",
+    "StepError",
+    "StepTimeoutError",
+    "TreeforkError",
+    "UnmergedWorkError",
+    "WorkItemError",
+    "WorkflowError",
+    "WorktreeError",
+)
+
+
+class TreeforkError(Exception):
+    """Base class of every error treefork raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem found while validating a definition or a workflow file."""
+
+    where: str
+    """Where the problem is: ``domains[1].map.max_parallel`` or ``flow.yml:12:5``."""
+    message: str
+    """What is wrong, and where possible how to fix it."""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def _format_problems(header: str, problems: Sequence[Problem]) -> str:
+    lines = [f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):"]
+    lines.extend(f"  {problem}" for problem in problems)
+    return "\n".join(lines)
+
+
+class DefinitionError(TreeforkError):
+    """Domains or steps given in Python are invalid; lists every problem at once."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(_format_problems("invalid treefork definition", self.problems))
+
+
+class WorkflowError(TreeforkError):
+    """A workflow file is invalid; lists every problem with its file:line:column."""
+
+    def __init__(self, path: str | Path, problems: Sequence[Problem]) -> None:
+        self.path = str(path)
+        self.problems = tuple(problems)
+        super().__init__(_format_problems(f"invalid workflow {self.path}", self.problems))
+
+
+class RepositoryError(TreeforkError):
+    """The user's repository cannot be used as given."""
+
+    def __init__(self, repo: str | Path, reason: str) -> None:
+        self.repo = str(repo)
+        self.reason = reason
+        super().__init__(f"repository {self.repo}: {reason}")
+
+
+class GitError(TreeforkError):
+    """A git command failed."""
+
+    def __init__(
+        self, args: Sequence[str], cwd: str | Path, returncode: int, stderr: str
+    ) -> None:
+        self.command = tuple(args)
+        self.cwd = str(cwd)
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+        super().__init__(
+            f"git {' '.join(self.command)} failed in {self.cwd} (exit {returncode}): {detail}"
+        )
+
+
+class MergeConflictError(GitError):
+    """Merging would conflict; nothing was changed."""
+
+    def __init__(self, target: str, source: str, paths: Sequence[str], cwd: str | Path) -> None:
+        self.target = target
+        self.source = source
+        self.paths = tuple(paths)
+        TreeforkError.__init__(
+            self,
+            f"merging {source} into {target} conflicts in: {', '.join(self.paths) or '(unknown)'}",
+        )
+        self.command = ("merge-tree", target, source)
+        self.cwd = str(cwd)
+        self.returncode = 1
+        self.stderr = ""
+
+
+class WorktreeError(TreeforkError):
+    """A worktree could not be created, reset or removed."""
+
+    def __init__(self, worktree: str | Path, reason: str) -> None:
+        self.worktree = str(worktree)
+        self.reason = reason
+        super().__init__(f"worktree {self.worktree}: {reason}")
+
+
+class UnmergedWorkError(WorktreeError):
+    """Refusing to delete a worktree or branch that holds work not merged anywhere."""
+
+    def __init__(self, worktree: str | Path, reason: str) -> None:
+        super().__init__(worktree, f"holds unmerged work, not deleted: {reason}")
+
+
+class StepError(TreeforkError):
+    """A step failed."""
+
+    def __init__(
+        self,
+        *,
+        phase: str,
+        step: str,
+        reason: str,
+        item_id: str | None = None,
+        domain: str | None = None,
+        exit_code: int | None = None,
+        output_tail: str = "",
+        worktree: str | Path | None = None,
+    ) -> None:
+        self.phase = phase
+        self.step = step
+        self.reason = reason
+        self.item_id = item_id
+        self.domain = domain
+        self.exit_code = exit_code
+        self.output_tail = output_tail
+        self.worktree = str(worktree) if worktree is not None else None
+        where = [f"phase {phase}"]
+        if domain is not None:
+            where.insert(0, f"domain {domain}")
+        if item_id is not None:
+            where.append(f"item {item_id}")
+        where.append(f"step {step}")
+        super().__init__(f"{', '.join(where)}: {reason}")
+
+
+class StepTimeoutError(StepError):
+    """A step ran past its timeout; its whole process group was killed."""
+
+
+class CommitRequiredError(StepError):
+    """A step marked commit_required finished without moving HEAD."""
+
+
+class WorkItemError(TreeforkError):
+    """Work items could not be loaded or selected."""
+
+    def __init__(self, source: str, reason: str, *, domain: str | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.domain = domain
+        prefix = f"domain {domain}, phase map, " if domain else ""
+        super().__init__(f"{prefix}work items from {source}: {reason}")
+
+
+class InterpolationError(TreeforkError):
+    """A ${...} reference cannot be resolved or safely inserted."""
+
+    def __init__(self, reference: str, reason: str, *, where: str | None = None) -> None:
+        self.reference = reference
+        self.reason = reason
+        self.where = where
+        location = f"{where}: " if where else ""
+        super().__init__(f"{location}cannot interpolate ${{{reference}}}: {reason}")
+
+
+class BudgetExceededError(TreeforkError):
+    """The budget is spent; no new agent may start."""
+
+    def __init__(self, resource: str, used: float, limit: float) -> None:
+        self.resource = resource
+        self.used = used
+        self.limit = limit
+        super().__init__(f"budget for {resource} spent: {used:g} of {limit:g}")
+
+
+class MergeRefusedError(TreeforkError):
+    """Merge review refused to merge into the user's branch; nothing was changed."""
+
+    def __init__(
+        self, target_branch: str, reason: str, paths: Sequence[str] = ()
+    ) -> None:
+        self.target_branch = target_branch
+        self.reason = reason
+        self.paths = tuple(paths)
+        suffix = f": {', '.join(self.paths)}" if self.paths else ""
+        super().__init__(f"not merging into {target_branch}: {reason}{suffix}")
+
+
+class JobError(TreeforkError):
+    """A job cannot be found, resumed, or is held by another process."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id}: {reason}")
