@@ -108,9 +108,11 @@ class DomainResult(TypedDict):
     skipped: int
     agents: list[AgentResult]
     files_modified: list[str]
+    has_tests: bool
     tests_passed: bool | None
     tests_output: str
     merged_into_session: bool
+    kept_worktrees: list[str]
     tokens: int
     cost: float
     agent_runs: int

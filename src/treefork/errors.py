@@ -8,6 +8,7 @@ at the boundary (``raise ... from``), never leaked.
 
     TreeforkError
     ├── DefinitionError          invalid domains / steps given to build_graph (lists every problem)
+    ├── InputError               invalid graph input (task, repo, job id, resume value)
     ├── WorkflowError            invalid workflow file (lists every problem with file:line:column)
     ├── RepositoryError          the user's repository cannot be used (not a repo, detached HEAD, ...)
     ├── GitError                 a git command failed (command, cwd, exit code, stderr)
@@ -35,6 +36,7 @@ __all__ = (
     "CommitRequiredError",
     "DefinitionError",
     "GitError",
+    "InputError",
     "InterpolationError",
     "JobError",
     "MergeConflictError",
@@ -80,6 +82,15 @@ class DefinitionError(TreeforkError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__(_format_problems("invalid treefork definition", self.problems))
+
+
+class InputError(TreeforkError):
+    """The graph's input state is invalid (missing task, bad job id, ...)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"invalid input {key!r}: {reason}")
 
 
 class WorkflowError(TreeforkError):

@@ -1,0 +1,230 @@
+"""The domain sub-graph: prepare -> setup -> map -> reduce -> tests -> integrate -> finish.
+
+Every node takes the domain state and the config (which carries the job runtime) and
+returns an update. A node that fails sets ``failed_phase`` and the graph goes straight to
+``finish``, which turns the state into a :class:`~treefork.state.DomainResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from treefork.core.aggregate import domain_status
+from treefork.errors import MergeConflictError, TreeforkError
+from treefork.git.merge import changed_files
+from treefork.phases.integrate import merge_domain_into_session, retire_domain_worktree
+from treefork.phases.map import MapRun, run_map_phase
+from treefork.phases.reduce import map_summary, run_reduce, run_tests
+from treefork.phases.setup import load_domain_items, run_setup
+from treefork.runtime import JobRuntime, runtime_from
+from treefork.state import DomainResult, DomainState
+
+__all__ = ("build_domain_graph",)
+
+_TAIL = 4000
+
+
+def _failed(phase: str, error: BaseException | str) -> dict[str, Any]:
+    return {"failed_phase": phase, "error": str(error)}
+
+
+def _phase(runtime: JobRuntime, state: DomainState, phase: str, event: str, **fields: Any) -> None:
+    runtime.emitter.emit(event, domain=state["domain"], phase=phase, **fields)
+
+
+async def prepare(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Create the domain worktree from the session branch."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    runtime.emitter.emit("domain_start", domain=domain.name, critical=domain.critical)
+    update: dict[str, Any] = {"started_at": time.time(), "variables": {}}
+    try:
+        worktree = await runtime.worktrees.domain_worktree(domain.name, runtime.base_commit)
+    except TreeforkError as error:
+        return {**update, **_failed("prepare", error)}
+    runtime.emitter.emit("worktree", action="created", domain=domain.name, path=str(worktree.path))
+    return {**update, "worktree": str(worktree.path), "branch": worktree.branch}
+
+
+async def setup(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Run setup steps, then load and select the work items."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    worktree = _worktree(state)
+    variables = dict(state.get("variables") or {})
+    _phase(runtime, state, "setup", "phase_start")
+    outcome = await run_setup(runtime, domain, worktree, variables)
+    _phase(runtime, state, "setup", "phase_end", ok=outcome.ok)
+    if not outcome.ok:
+        return _failed("setup", outcome.error or "setup failed")
+    try:
+        base_commit = await runtime.worktrees.head(worktree)
+        items = await load_domain_items(domain, worktree)
+    except TreeforkError as error:
+        return _failed("map", error)
+    return {"base_commit": base_commit, "items": items, "variables": variables}
+
+
+async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Run one agent per item; then bring the domain worktree up to the merged work."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    assert domain.map is not None
+    items = state.get("items") or []
+    _phase(runtime, state, "map", "phase_start", items=len(items))
+    run = MapRun(
+        runtime=runtime,
+        domain=domain,
+        map=domain.map,
+        branch=state["branch"],
+        worktree=_worktree(state),
+        base_commit=state["base_commit"],
+        variables=dict(state.get("variables") or {}),
+    )
+    results = await run_map_phase(run, items)
+    summary = map_summary(results)
+    _phase(runtime, state, "map", "phase_end", **{k: summary[k] for k in ("successful", "failed", "skipped", "total")})
+    variables = {**(state.get("variables") or {}), "map": summary}
+    try:
+        await runtime.worktrees.sync_worktree(_worktree(state), state["base_commit"])
+    except TreeforkError as error:
+        return {"agents": results, "variables": variables, **_failed("map", error)}
+    return {"agents": results, "variables": variables}
+
+
+async def reduce(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Run the reduce steps with the map results in scope."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    variables = dict(state.get("variables") or {})
+    _phase(runtime, state, "reduce", "phase_start")
+    outcome = await run_reduce(runtime, domain, _worktree(state), variables)
+    _phase(runtime, state, "reduce", "phase_end", ok=outcome.ok)
+    if not outcome.ok:
+        return {"variables": variables, **_failed("reduce", outcome.error or "reduce failed")}
+    return {"variables": variables}
+
+
+async def tests(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Run the domain's tests command (if any): it decides ``tests_passed``."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    if domain.tests_step is None:
+        return {"tests_passed": None}
+    _phase(runtime, state, "tests", "phase_start")
+    outcome = await run_tests(runtime, domain, _worktree(state), dict(state.get("variables") or {}))
+    assert outcome is not None
+    _phase(runtime, state, "tests", "phase_end", ok=outcome.ok)
+    update: dict[str, Any] = {"tests_passed": outcome.ok, "tests_output": outcome.output_tail[-_TAIL:]}
+    if not outcome.ok:
+        update.update(_failed("tests", outcome.error or "tests failed"))
+    return update
+
+
+def _counts(state: DomainState) -> dict[str, int]:
+    agents = (state.get("agents") or {}).values()
+    return {
+        "total": len(agents),
+        "succeeded": sum(agent["status"] == "succeeded" for agent in agents),
+        "failed": sum(agent["status"] == "failed" for agent in agents),
+        "skipped": sum(agent["status"] == "skipped" for agent in agents),
+    }
+
+
+async def integrate(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Merge the domain into the session branch, unless the domain failed."""
+    runtime = runtime_from(config)
+    if domain_status(failed_phase=None, **_counts(state)) == "failed":
+        return {"merged_into_session": False}
+    head = await runtime.worktrees.head(_worktree(state))
+    try:
+        await merge_domain_into_session(runtime, state["domain"], head)
+    except MergeConflictError as conflict:
+        runtime.emitter.emit("conflict", domain=state["domain"], paths=list(conflict.paths), into=runtime.session_branch)
+        return {"merged_into_session": False, **_failed("integrate", conflict)}
+    return {"merged_into_session": True}
+
+
+async def finish(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
+    """Turn the domain state into its result; retire the worktree of a merged domain."""
+    runtime = runtime_from(config)
+    domain = runtime.settings.domain(state["domain"])
+    counts = _counts(state)
+    status = domain_status(failed_phase=state.get("failed_phase"), **counts)
+    files: list[str] = []
+    kept: list[str] = []
+    worktree = state.get("worktree")
+    if worktree:
+        head = await runtime.worktrees.head(_worktree(state))
+        files = await changed_files(runtime.repo.root, runtime.base_commit, head)
+        if state.get("merged_into_session"):
+            kept_path = await retire_domain_worktree(runtime, _worktree(state))
+            kept = [kept_path] if kept_path else []
+        else:
+            kept = [worktree]
+    agents = sorted((state.get("agents") or {}).values(), key=lambda agent: agent["item_index"])
+    result: DomainResult = {
+        "name": domain.name,
+        "status": status,
+        "critical": domain.critical,
+        "branch": state.get("branch") or "",
+        "worktree": worktree,
+        "error": state.get("error"),
+        "failed_phase": state.get("failed_phase"),
+        **counts,  # type: ignore[typeddict-item]
+        "agents": agents,
+        "files_modified": files,
+        "has_tests": domain.tests_step is not None,
+        "tests_passed": state.get("tests_passed"),
+        "tests_output": state.get("tests_output", ""),
+        "merged_into_session": bool(state.get("merged_into_session")),
+        "kept_worktrees": kept,
+        "tokens": sum(agent["tokens"] for agent in agents),
+        "cost": sum(agent["cost"] for agent in agents),
+        "agent_runs": sum(agent["attempts"] for agent in agents),
+        "started_at": state.get("started_at", time.time()),
+        "finished_at": time.time(),
+    }
+    runtime.emitter.emit(
+        "domain_end", domain=domain.name, status=status, error=result["error"], **counts,
+        files=files, tests_passed=result["tests_passed"],
+    )
+    return {"result": result}
+
+
+def _worktree(state: DomainState) -> Path:
+    return Path(state["worktree"])
+
+
+def _next(target: str) -> Any:
+    def route(state: DomainState) -> str:
+        return "finish" if state.get("failed_phase") else target
+
+    route.__name__ = f"to_{target}"
+    return route
+
+
+def build_domain_graph(name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The compiled sub-graph of one domain.
+
+    It is compiled with ``checkpointer=False``: it runs inside the dispatcher node, whose
+    durability comes from the job store and git, and several domains run concurrently
+    inside that one node.
+    """
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(DomainState)
+    order = ["prepare", "setup", "map", "reduce", "tests", "integrate"]
+    functions = [prepare, setup, map_phase, reduce, tests, integrate]
+    for node, function in zip(order, functions, strict=True):
+        builder.add_node(node, function)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "prepare")
+    for current, following in zip(order, [*order[1:], "finish"], strict=True):
+        builder.add_conditional_edges(current, _next(following), [following, "finish"] if following != "finish" else ["finish"])
+    builder.add_edge("finish", END)
+    return builder.compile(checkpointer=False, name=f"domain:{name}")

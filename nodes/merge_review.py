@@ -1,0 +1,149 @@
+"""The merge_review node: asks (``interrupt``) and merges into the user's branch if approved.
+
+The user's repository is changed here and nowhere else. Approving merges the session branch
+into the original branch; rejecting keeps the session branch and says how to merge it
+later. A failed job is never merged without an explicit override.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import interrupt
+
+from treefork.core.review import Decision, merge_block_reason, parse_decision
+from treefork.errors import MergeRefusedError, TreeforkError, UnmergedWorkError
+from treefork.events import Emitter, stream_writer_or_none
+from treefork.git.command import git
+from treefork.git.merge import merge_into_checked_out_branch
+from treefork.git.repository import RepositoryInfo, open_repository
+from treefork.git.worktrees import WorktreeManager
+from treefork.home import treefork_home
+from treefork.settings import GraphSettings
+from treefork.state import MergeState, ParallelState
+
+__all__ = ("cleanup_merged_job", "merge_review", "review_summary")
+
+
+def review_summary(state: ParallelState) -> dict[str, Any]:
+    """What the reviewer is shown at the interrupt."""
+    return {
+        "question": f"Merge {state['session_branch']} into {state['base_branch']}?",
+        "how_to_answer": "resume with 'approve' or 'reject' (or {'approve': True, 'override': True})",
+        "job_id": state["job_id"],
+        "status": state.get("status"),
+        "target_branch": state["base_branch"],
+        "session_branch": state["session_branch"],
+        "session_worktree": state.get("session_worktree"),
+        "files": state.get("aggregated_files", []),
+        "all_tests_passed": state.get("all_tests_passed"),
+        "failures": state.get("failures", []),
+    }
+
+
+def _merge_state(state: ParallelState, status: str, message: str, commit: str | None = None) -> MergeState:
+    return {
+        "status": status,  # type: ignore[typeddict-item]
+        "target_branch": state.get("base_branch", ""),
+        "session_branch": state.get("session_branch", ""),
+        "commit": commit,
+        "message": message,
+    }
+
+
+def _later_hint(state: ParallelState) -> str:
+    return (
+        f"the session branch {state['session_branch']} is kept; merge it later with "
+        f"`treefork merge {state['job_id']}` or `git merge {state['session_branch']}`"
+    )
+
+
+async def cleanup_merged_job(manager: WorktreeManager, state: ParallelState) -> None:
+    """Remove the session worktree and every job branch contained in the base branch."""
+    session = state.get("session_worktree")
+    if session:
+        try:
+            await manager.remove_worktree(Path(session))
+        except UnmergedWorkError:
+            pass
+    refs = await git(
+        "for-each-ref", "--format=%(refname:strip=2)", f"refs/heads/treefork/{state['job_id']}/",
+        cwd=manager.repo.root,
+    )
+    registered = set((await manager.registered_worktrees()).values())
+    for branch in refs.lines:
+        if branch in registered:
+            continue  # still checked out somewhere (a kept worktree)
+        try:
+            await manager.delete_branch(branch, merged_into=state["base_branch"])
+        except UnmergedWorkError:
+            pass  # unmerged work (a failed agent's branch) is never deleted
+    await manager.remove_job_folder_if_empty()
+
+
+async def _has_work(repo: RepositoryInfo, state: ParallelState) -> bool:
+    session_head = await git("rev-parse", "--verify", "-q", f"refs/heads/{state['session_branch']}", cwd=repo.root, check=False)
+    if session_head.returncode != 0:
+        return False
+    contained = await git(
+        "merge-base", "--is-ancestor", session_head.stdout.strip(), f"refs/heads/{state['base_branch']}",
+        cwd=repo.root, check=False,
+    )
+    return contained.returncode != 0
+
+
+async def _decide(state: ParallelState, settings: GraphSettings) -> Decision | str:
+    auto = state.get("auto_approve", settings.auto_approve)
+    if auto and state.get("status") == "failed":
+        return "the job failed; auto-approve never merges a failed job"
+    if auto:
+        return Decision(True)
+    return parse_decision(interrupt(review_summary(state)))
+
+
+async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict[str, Any]:
+    """Ask for approval (unless auto-approved) and merge into the original branch.
+
+    Writes ``merge``: merged (with the commit), rejected, refused (failed job, dirty
+    checkout), conflict, nothing_to_merge or skipped (no domain chosen).
+    """
+    if state.get("status") == "skipped" or not state.get("domains"):
+        return {"merge": _merge_state(state, "skipped", state.get("routing_message") or "no domain was chosen")}
+    repo = await open_repository(state["repo"], state["base_branch"])
+    manager = WorktreeManager(repo, state["job_id"], treefork_home(settings.home))
+    writer = stream_writer_or_none()
+    emitter = Emitter(state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
+    merge = await _review(state, settings, repo, manager)
+    emitter.emit("merge_review", **merge)
+    emitter.emit("job_end", status=state.get("status"), merge=merge["status"])
+    return {"merge": merge}
+
+
+async def _review(
+    state: ParallelState, settings: GraphSettings, repo: RepositoryInfo, manager: WorktreeManager
+) -> MergeState:
+    if not await _has_work(repo, state):
+        await cleanup_merged_job(manager, state)
+        return _merge_state(state, "nothing_to_merge", "the job changed nothing that the base branch lacks")
+    decision = await _decide(state, settings)
+    if isinstance(decision, str):
+        return _merge_state(state, "refused", f"{decision}; {_later_hint(state)}")
+    if not decision.approve:
+        return _merge_state(state, "rejected", f"not merged: {_later_hint(state)}")
+    blocked = merge_block_reason(str(state.get("status")), decision)
+    if blocked:
+        return _merge_state(state, "refused", f"{blocked}; {_later_hint(state)}")
+    try:
+        result = await merge_into_checked_out_branch(
+            repo.root, state["base_branch"], state["session_branch"],
+            f"treefork: merge job {state['job_id']}\n\nTask: {state.get('task', '')}",
+        )
+    except MergeRefusedError as refused:
+        status = "conflict" if "conflicts" in refused.reason else "refused"
+        return _merge_state(state, status, f"{refused}; {_later_hint(state)}")
+    try:
+        await cleanup_merged_job(manager, state)
+    except TreeforkError:
+        pass  # the merge happened; leftovers are for `treefork worktree gc`
+    return _merge_state(state, "merged", f"merged into {state['base_branch']} as {result.commit[:12]}", result.commit)

@@ -1,0 +1,118 @@
+"""Fan-in: from the domains' results to the job's files, tests verdict, failures and status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from treefork.state import DomainResult, Failure
+
+__all__ = ("JobSummary", "all_tests_passed", "domain_status", "summarize_job")
+
+DomainStatus = Literal["succeeded", "partial", "failed"]
+
+
+def domain_status(
+    *, failed_phase: str | None, total: int, succeeded: int, failed: int, skipped: int
+) -> DomainStatus:
+    """A domain's status.
+
+    failed: a phase failed (setup, work-item loading, reduce, tests, merging into the
+    session), or every item that ran failed; partial: some items failed or were skipped;
+    succeeded: everything ran and passed.
+    """
+    if failed_phase is not None:
+        return "failed"
+    if total > 0 and failed > 0 and succeeded == 0:
+        return "failed"
+    if failed > 0 or skipped > 0:
+        return "partial"
+    return "succeeded"
+
+
+def all_tests_passed(results: Sequence[Mapping[str, Any]]) -> bool:
+    """True when some domain ran a tests command and every domain that has one passed it.
+
+    A domain without a tests command (``tests_passed`` None and ``has_tests`` False) is left
+    out: it can neither make the verdict true on its own nor make it false. A domain that
+    has a tests command but never got to run it (it failed earlier) counts as not passed.
+    """
+    with_tests = [result for result in results if result.get("has_tests")]
+    return bool(with_tests) and all(result.get("tests_passed") is True for result in with_tests)
+
+
+def _failures_of(result: DomainResult) -> list[Failure]:
+    failures: list[Failure] = []
+    for agent in result["agents"]:
+        if agent["status"] == "failed":
+            failures.append(
+                {
+                    "domain": result["name"],
+                    "item": agent["item_id"],
+                    "phase": "map",
+                    "error": agent["error"] or "failed",
+                    "critical": result["critical"],
+                }
+            )
+    if result["failed_phase"] is not None:
+        failures.append(
+            {
+                "domain": result["name"],
+                "item": None,
+                "phase": result["failed_phase"],
+                "error": result["error"] or "failed",
+                "critical": result["critical"],
+            }
+        )
+    return failures
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """What the aggregator writes into the state."""
+
+    aggregated_files: list[str]
+    all_tests_passed: bool
+    failures: list[Failure]
+    status: Literal["succeeded", "partial", "failed", "skipped"]
+    tokens: int
+    cost: float
+    agent_runs: int
+
+
+def summarize_job(results: Sequence[DomainResult], *, chosen: int) -> JobSummary:
+    """Aggregate the domains' results.
+
+    Status: skipped when no domain was chosen; failed when any failure is critical (or a
+    domain's result is missing); partial when there are only non-critical failures or some
+    domain is partial (items skipped for budget or policy); succeeded otherwise.
+    """
+    failures = [failure for result in results for failure in _failures_of(result)]
+    files = sorted(
+        {
+            path
+            for result in results
+            if result["merged_into_session"]
+            for path in result["files_modified"]
+        }
+    )
+    status: Literal["succeeded", "partial", "failed", "skipped"]
+    if chosen == 0:
+        status = "skipped"
+    elif any(failure["critical"] for failure in failures) or len(results) < chosen:
+        status = "failed"
+    elif failures or any(result["status"] != "succeeded" for result in results):
+        status = "partial"
+    else:
+        status = "succeeded"
+    return JobSummary(
+        aggregated_files=files,
+        all_tests_passed=all_tests_passed(results),  # type: ignore[arg-type]
+        failures=failures,
+        status=status,
+        tokens=sum(result["tokens"] for result in results),
+        cost=sum(result["cost"] for result in results),
+        agent_runs=sum(result["agent_runs"] for result in results),
+    )

@@ -1,0 +1,1 @@
+"""Git: the only place treefork talks to git (imperative shell)."""

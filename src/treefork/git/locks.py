@@ -1,0 +1,65 @@
+"""The repository lock: serializes the git calls that take repository-wide locks.
+
+``git worktree add/remove/prune`` and branch deletion write shared files under the common
+``.git`` directory (``worktrees/``, ``packed-refs``); running them concurrently makes git fail
+on its own ``*.lock`` files. Everything else (agent commits, merges computed in the object
+store, ``update-ref`` of distinct refs) runs in parallel. The lock is held only around those
+git calls, never across agent work.
+
+Within a process an :class:`anyio.Lock` queues waiters fairly; across processes (two jobs on
+the same repository) an ``flock`` on a file in the treefork home does, polled without
+blocking so that cancellation stays immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+
+__all__ = ("RepositoryLock",)
+
+_POLL_SECONDS = 0.005
+_process_locks: dict[tuple[str, int], anyio.Lock] = {}
+
+
+def _process_lock(key: str) -> anyio.Lock:
+    # One lock per repository per event loop (tests run many loops in one process).
+    loop_key = (key, id(asyncio.get_running_loop()))
+    lock = _process_locks.get(loop_key)
+    if lock is None:
+        lock = _process_locks[loop_key] = anyio.Lock()
+    return lock
+
+
+class RepositoryLock:
+    """The lock for one repository, shared by every job and process using it."""
+
+    def __init__(self, common_dir: Path, home: Path) -> None:
+        self.key = str(common_dir.resolve())
+        digest = hashlib.sha1(self.key.encode()).hexdigest()[:16]
+        locks = home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        self.path = locks / f"repo-{digest}.lock"
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Hold the lock for the duration of the block."""
+        async with _process_lock(self.key):
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await anyio.sleep(_POLL_SECONDS)
+                yield
+            finally:
+                os.close(descriptor)  # closing releases the flock

@@ -1,0 +1,123 @@
+"""The user's repository: opening it, reading its state, and treefork's fallback identity."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import git as gitpython
+from gitdb.exc import BadName
+
+from treefork.errors import RepositoryError
+from treefork.git.command import git, git_ok
+
+__all__ = (
+    "FALLBACK_IDENTITY",
+    "RepositoryInfo",
+    "commit_identity_env",
+    "git_version",
+    "open_repository",
+)
+
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "treefork",
+    "GIT_AUTHOR_EMAIL": "treefork@localhost",
+    "GIT_COMMITTER_NAME": "treefork",
+    "GIT_COMMITTER_EMAIL": "treefork@localhost",
+}
+"""Identity of treefork's own merge commits when the repository has none configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryInfo:
+    """The user's repository as treefork found it."""
+
+    root: Path
+    """Top of the user's working tree."""
+    common_dir: Path
+    """The shared ``.git`` directory (the same for every worktree of the repository)."""
+    branch: str
+    """The branch work starts from and merges back into."""
+    head: str
+    """The commit of ``branch`` when the repository was opened."""
+
+
+def _open_sync(path: Path, base_branch: str | None) -> RepositoryInfo:
+    if not path.exists():
+        raise RepositoryError(path, "no such directory")
+    try:
+        # GitDB reads objects in-process: no git subprocess inherits the caller's GIT_DIR.
+        repo = gitpython.Repo(path, odbt=gitpython.GitDB)
+    except gitpython.InvalidGitRepositoryError as error:
+        raise RepositoryError(path, "not a git repository") from error
+    except gitpython.NoSuchPathError as error:
+        raise RepositoryError(path, "no such directory") from error
+    with repo:
+        if repo.bare:
+            raise RepositoryError(path, "bare repository: treefork needs a working tree")
+        root = Path(repo.working_tree_dir or path).resolve()
+        if root != path.resolve():
+            raise RepositoryError(path, f"not the top of the repository (that is {root})")
+        branch = base_branch or _current_branch(repo, path)
+        head = _branch_head(repo, path, branch)
+        return RepositoryInfo(
+            root=root, common_dir=Path(repo.common_dir).resolve(), branch=branch, head=head
+        )
+
+
+def _current_branch(repo: gitpython.Repo, path: Path) -> str:
+    if repo.head.is_detached:
+        raise RepositoryError(
+            path, "HEAD is detached: check out a branch, or pass base_branch explicitly"
+        )
+    return repo.head.ref.name
+
+
+def _branch_head(repo: gitpython.Repo, path: Path, branch: str) -> str:
+    try:
+        return repo.commit(f"refs/heads/{branch}").hexsha
+    except (BadName, ValueError, gitpython.BadName) as error:
+        if not repo.head.is_valid():
+            raise RepositoryError(path, "the repository has no commits yet") from error
+        raise RepositoryError(path, f"no branch named {branch!r}") from error
+
+
+async def open_repository(path: str | Path, base_branch: str | None = None) -> RepositoryInfo:
+    """Open the user's repository and find the branch to work from.
+
+    Args:
+        path: The top of the repository's working tree.
+        base_branch: The branch to start from; default the one checked out.
+
+    Raises:
+        RepositoryError: Not a directory, not a repository, bare, no commits, detached
+            HEAD without ``base_branch``, or no such branch.
+    """
+    if base_branch is not None and not re.fullmatch(r"[^\s~^:?*\[\\]+", base_branch):
+        raise RepositoryError(path, f"invalid branch name {base_branch!r}")
+    return await anyio.to_thread.run_sync(_open_sync, Path(path).expanduser(), base_branch)
+
+
+async def commit_identity_env(cwd: Path) -> dict[str, str]:
+    """Environment for treefork's own commits: empty if the repository has an identity."""
+    if await git_ok("var", "GIT_COMMITTER_IDENT", cwd=cwd) and await git_ok(
+        "var", "GIT_AUTHOR_IDENT", cwd=cwd
+    ):
+        return {}
+    return dict(FALLBACK_IDENTITY)
+
+
+@functools.cache
+def _parse_version(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        return (0,)
+    return tuple(int(part) for part in match.groups(default="0"))
+
+
+async def git_version(cwd: Path) -> tuple[int, ...]:
+    """The git version as a tuple, e.g. (2, 39, 5)."""
+    return _parse_version((await git("--version", cwd=cwd)).stdout)

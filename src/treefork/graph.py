@@ -1,0 +1,107 @@
+"""Assembling the treefork graph: supervisor -> dispatcher -> aggregator -> merge_review."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
+
+from treefork.core.routing import Analyzer, RuleAnalyzer
+from treefork.core.validation import validate_definition
+from treefork.domain import Budget, Domain
+from treefork.errors import DefinitionError, Problem
+from treefork.events import EventSink
+from treefork.nodes import aggregator, build_domain_graph, dispatcher, merge_review, supervisor
+from treefork.settings import GraphSettings
+from treefork.state import ParallelState
+
+__all__ = ("build_graph",)
+
+
+def _budget(budget: Budget | dict[str, Any] | None) -> Budget | None:
+    if budget is None or isinstance(budget, Budget):
+        return budget
+    unknown = set(budget) - {"tokens", "cost", "agent_runs"}
+    if unknown:
+        raise DefinitionError([Problem("budget", f"unknown keys {sorted(unknown)}; use tokens, cost, agent_runs")])
+    return Budget(**budget)
+
+
+def build_graph(
+    domains: Sequence[Domain],
+    *,
+    max_parallel: int = 8,
+    budget: Budget | dict[str, Any] | None = None,
+    auto_approve: bool = False,
+    checkpointer: Checkpointer = None,
+    analyzer: Analyzer | None = None,
+    fallback: Literal["all", "none"] = "none",
+    home: str | Path | None = None,
+    claude_command: Sequence[str] | None = None,
+    event_sinks: Sequence[EventSink] = (),
+    keep_worktrees: bool = False,
+) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
+    """Build the treefork graph for a set of domains.
+
+    Invoke it with ``await graph.ainvoke({"task": ..., "repo": ...}, config)``; the config
+    needs a ``thread_id`` when a checkpointer is used (merge review interrupts need one
+    unless ``auto_approve``).
+
+    Args:
+        domains: The domains a task can touch.
+        max_parallel: Agents running at once across all domains.
+        budget: Limits (``Budget`` or a dict with ``tokens``, ``cost``, ``agent_runs``);
+            once reached no new agent starts and the remaining items are skipped.
+        auto_approve: Merge into the original branch without asking (never a failed job).
+        checkpointer: The LangGraph checkpointer (your app's own); None for none (the
+            LangGraph dev server supplies its own).
+        analyzer: Chooses domains for a task; default :class:`RuleAnalyzer` with ``fallback``.
+        fallback: For the default analyzer, when nothing matches: ``all`` domains or
+            ``none`` (the state then carries ``routing_message``).
+        home: The treefork home for worktrees and locks (default ``$TREEFORK_HOME`` or
+            ``~/.treefork``).
+        claude_command: argv template for Claude steps, ``{prompt}`` replaced.
+        event_sinks: Extra callables receiving every progress event.
+        keep_worktrees: Keep worktrees and branches of merged agents and domains.
+
+    Returns:
+        The compiled graph.
+
+    Raises:
+        DefinitionError: Listing every problem in the definition at once.
+    """
+    domains = list(domains)
+    budget_value = _budget(budget)
+    problems = validate_definition(domains, max_parallel=max_parallel, budget=budget_value)
+    if problems:
+        raise DefinitionError(problems)
+    settings = GraphSettings(
+        domains=tuple(domains),
+        analyzer=analyzer or RuleAnalyzer(fallback=fallback),
+        max_parallel=max_parallel,
+        budget=budget_value,
+        auto_approve=auto_approve,
+        home=Path(home) if home is not None else None,
+        claude_command=tuple(claude_command) if claude_command else None,
+        event_sinks=tuple(event_sinks),
+        keep_worktrees=keep_worktrees,
+    )
+    domain_graphs = {domain.name: build_domain_graph(domain.name) for domain in domains}
+    builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(ParallelState)
+    builder.add_node("supervisor", functools.partial(supervisor, settings=settings))
+    builder.add_node(
+        "dispatcher", functools.partial(dispatcher, settings=settings, domain_graphs=domain_graphs)
+    )
+    builder.add_node("aggregator", aggregator)
+    builder.add_node("merge_review", functools.partial(merge_review, settings=settings))
+    builder.add_edge(START, "supervisor")
+    builder.add_edge("supervisor", "dispatcher")
+    builder.add_edge("dispatcher", "aggregator")
+    builder.add_edge("aggregator", "merge_review")
+    builder.add_edge("merge_review", END)
+    return builder.compile(checkpointer=checkpointer, name="treefork")

@@ -1,0 +1,20 @@
+"""Where treefork keeps its own files: worktrees, the job store, checkpoints, locks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ("treefork_home",)
+
+
+def treefork_home(override: str | Path | None = None) -> Path:
+    """The treefork home: ``override``, else ``$TREEFORK_HOME``, else ``~/.treefork``.
+
+    The folder is created if missing. It must lie outside any repository treefork works on.
+    """
+    raw = override if override is not None else os.environ.get("TREEFORK_HOME")
+    home = Path(raw).expanduser() if raw else Path.home() / ".treefork"
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home

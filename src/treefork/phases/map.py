@@ -1,0 +1,285 @@
+"""The map phase: one agent per work item, each in its own worktree, merged back serially.
+
+Agents branch from the domain branch as it stood after setup (``base_commit``), so results
+do not depend on the order in which other agents merge. Each finished agent merges into the
+domain branch through one serial queue per domain; merges are computed in the object store,
+so a conflict fails that item (paths named, branch kept) and leaves the domain branch
+exactly as before.
+
+Concurrency: at most ``map.max_parallel`` workers per domain, each holding a slot of the
+job-wide limiter while its agent runs. Before an agent starts, the error policy and the
+budget are asked whether it may; items that may not are recorded as skipped (with the
+reason), never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from treefork.core import naming
+from treefork.core.items import WorkItem
+from treefork.core.policy import ItemCounts, attempts_allowed, stop_reason
+from treefork.domain import Domain, Map
+from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
+from treefork.git.command import git
+from treefork.git.merge import changed_files, merge_into_branch
+from treefork.git.worktrees import AgentPool, Worktree
+from treefork.runners.steps import StepContext, StepsOutcome, run_steps
+from treefork.runtime import JobRuntime
+from treefork.state import AgentResult
+from treefork.steps import Usage
+
+__all__ = ("MapRun", "run_map_phase")
+
+_TAIL = 2000
+
+
+@dataclass
+class MapRun:
+    """Everything one domain's map phase needs and accumulates."""
+
+    runtime: JobRuntime
+    domain: Domain
+    map: Map
+    branch: str
+    worktree: Path
+    base_commit: str
+    variables: dict[str, Any]
+    results: dict[str, AgentResult] = field(default_factory=dict)
+    counts: ItemCounts = field(default_factory=ItemCounts)
+    stopped: str | None = None
+    merge_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    usage: Usage = field(default_factory=Usage)
+
+
+def _result(work: WorkItem, **fields: Any) -> AgentResult:
+    base: dict[str, Any] = {
+        "item_id": work.item_id,
+        "item_index": work.index,
+        "item": work.value,
+        "status": "failed",
+        "error": None,
+        "skip_reason": None,
+        "output_tail": "",
+        "branch": None,
+        "commits": [],
+        "files": [],
+        "conflict_paths": [],
+        "attempts": 0,
+        "tokens": 0,
+        "cost": 0.0,
+        "started_at": None,
+        "finished_at": None,
+    }
+    base.update(fields)
+    return base  # type: ignore[return-value]
+
+
+async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, AgentResult]:
+    """Run every item's agent; returns the results by item id (skipped ones included)."""
+    pending = iter(items)
+    pool = run.runtime.worktrees.agent_pool(run.domain.name, include=run.domain.worktree_include)
+    workers = min(run.map.max_parallel, len(items))
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(_worker, run, pool, pending, len(items))
+    finally:
+        with anyio.CancelScope(shield=True):
+            if not run.runtime.settings.keep_worktrees:
+                await pool.close()
+    return run.results
+
+
+async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> None:
+    for work in pending:
+        async with run.runtime.global_limiter:
+            reason = run.stopped or run.runtime.budget.try_start_agent()
+            if reason is not None:
+                _record_skip(run, work, reason)
+                continue
+            result = await _run_item(run, pool, work, total)
+        run.results[work.item_id] = result
+        succeeded = result["status"] == "succeeded"
+        run.counts = ItemCounts(
+            run.counts.succeeded + succeeded, run.counts.failed + (not succeeded)
+        )
+        run.stopped = run.stopped or stop_reason(run.domain.error_policy, run.counts)
+
+
+def _record_skip(run: MapRun, work: WorkItem, reason: str) -> None:
+    run.results[work.item_id] = _result(work, status="skipped", skip_reason=reason)
+    kind = "budget" if reason.startswith("budget") else "policy"
+    run.runtime.emitter.emit(
+        "agent_end", domain=run.domain.name, item=work.item_id, status="skipped", reason=reason
+    )
+    if kind == "budget":
+        run.runtime.emitter.emit("budget", exhausted=True, reason=reason, **_budget_fields(run))
+
+
+def _budget_fields(run: MapRun) -> dict[str, Any]:
+    used = run.runtime.budget.used
+    return {"tokens": used.tokens, "cost": used.cost, "agent_runs": used.agent_runs}
+
+
+async def _run_item(run: MapRun, pool: AgentPool | None, work: WorkItem, total: int) -> AgentResult:
+    emitter = run.runtime.emitter
+    started = time.time()
+    emitter.emit("agent_start", domain=run.domain.name, item=work.item_id, index=work.index)
+    attempts = attempts_allowed(run.domain.error_policy)
+    result: AgentResult | None = None
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            reason = run.runtime.budget.try_start_agent()
+            if reason is not None:
+                break
+        result = await _attempt(run, pool, work, total, attempt)
+        result["attempts"] = attempt
+        if result["status"] == "succeeded":
+            break
+    assert result is not None
+    result["started_at"] = started
+    result["finished_at"] = time.time()
+    emitter.emit(
+        "agent_end",
+        domain=run.domain.name,
+        item=work.item_id,
+        status=result["status"],
+        error=result["error"],
+        files=result["files"],
+        started_at=result["started_at"],
+        finished_at=result["finished_at"],
+        tokens=result["tokens"],
+        cost=result["cost"],
+    )
+    if run.runtime.budget.limit is not None:
+        emitter.emit("budget", exhausted=False, **_budget_fields(run))
+    return result
+
+
+def _agent_branch(run: MapRun, work: WorkItem, attempt: int) -> str:
+    slug = naming.item_slug(work.item_id, work.index)
+    if attempt > 1:
+        slug = f"{slug}-attempt{attempt}"
+    return naming.agent_branch(run.runtime.job_id, run.domain.name, slug)
+
+
+async def _attempt(
+    run: MapRun, pool: AgentPool | None, work: WorkItem, total: int, attempt: int
+) -> AgentResult:
+    if pool is None or run.map.isolation == "none":
+        return await _attempt_in_domain_worktree(run, work, total)
+    branch = _agent_branch(run, work, attempt)
+    try:
+        worktree = await pool.acquire(branch, run.base_commit)
+    except (WorktreeError, GitError) as error:
+        return _result(work, error=f"could not prepare the agent worktree: {error}", branch=branch)
+    outcome = await _run_agent_steps(run, work, total, worktree.path)
+    return await _finish_attempt(run, pool, work, worktree, outcome)
+
+
+async def _run_agent_steps(
+    run: MapRun, work: WorkItem, total: int, worktree: Path, *, allow_commits: bool = True
+) -> StepsOutcome:
+    deadline = anyio.current_time() + run.map.agent_timeout if run.map.agent_timeout else None
+    context = StepContext(
+        phase="map",
+        domain=run.domain.name,
+        job_id=run.runtime.job_id,
+        worktree=worktree,
+        variables={**run.variables, "item_total": total},
+        env=run.domain.env,
+        item=work.value,
+        item_id=work.item_id,
+        item_index=work.index,
+        deadline=deadline,
+        allow_commits=allow_commits,
+        claude_command=run.runtime.settings.claude_command,
+        emit=run.runtime.emitter,
+    )
+    outcome = await run_steps(run.map.agent, context)
+    run.runtime.budget.record(outcome.usage)
+    run.usage = run.usage + outcome.usage
+    return outcome
+
+
+async def _finish_attempt(
+    run: MapRun, pool: AgentPool, work: WorkItem, worktree: Worktree, outcome: StepsOutcome
+) -> AgentResult:
+    assert worktree.branch is not None
+    usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
+    clean = not await run.runtime.worktrees.dirty_paths(worktree.path)
+    if not outcome.ok:
+        await pool.release(worktree, reusable=clean)
+        error = str(outcome.error) if outcome.error else "failed"
+        return _result(work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage)
+    head = await run.runtime.worktrees.head(worktree.path)
+    files = await changed_files(worktree.path, run.base_commit, head)
+    commits = await _commits_between(worktree.path, run.base_commit, head)
+    result = _result(
+        work, output_tail=outcome.output_tail, branch=worktree.branch, commits=commits, files=files, **usage
+    )
+    if not commits:
+        result["status"] = "succeeded"
+        await pool.release(worktree, reusable=clean)
+        await _delete_merged_branch(run, worktree.branch)
+        return result
+    try:
+        await _merge_agent(run, work, head)
+    except MergeConflictError as conflict:
+        await pool.release(worktree, reusable=clean)
+        run.runtime.emitter.emit(
+            "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
+            branch=worktree.branch,
+        )
+        result.update(error=str(conflict), conflict_paths=list(conflict.paths))
+        return result
+    result["status"] = "succeeded"
+    await pool.release(worktree, reusable=clean)
+    await _delete_merged_branch(run, worktree.branch)
+    return result
+
+
+async def _commits_between(cwd: Path, base: str, head: str) -> list[str]:
+    if base == head:
+        return []
+    listing = await git("rev-list", "--reverse", f"{base}..{head}", cwd=cwd)
+    return listing.lines
+
+
+async def _merge_agent(run: MapRun, work: WorkItem, head: str) -> None:
+    # One merge at a time per domain: the serial merge queue.
+    async with run.merge_lock:
+        merged = await merge_into_branch(
+            run.runtime.repo.root,
+            run.branch,
+            head,
+            f"treefork: merge agent {work.item_id} into {run.domain.name}",
+        )
+    run.runtime.emitter.emit(
+        "merge", domain=run.domain.name, item=work.item_id, into=run.branch, commit=merged.commit
+    )
+
+
+async def _delete_merged_branch(run: MapRun, branch: str) -> None:
+    if run.runtime.settings.keep_worktrees:
+        return
+    try:
+        await run.runtime.worktrees.delete_branch(branch, merged_into=run.branch)
+    except TreeforkError as error:  # never fatal: the branch simply stays
+        run.runtime.emitter.emit("worktree", action="kept_branch", branch=branch, reason=str(error))
+
+
+async def _attempt_in_domain_worktree(run: MapRun, work: WorkItem, total: int) -> AgentResult:
+    # isolation "none": read-only agents share the domain worktree; no branch, no merge.
+    outcome = await _run_agent_steps(run, work, total, run.worktree, allow_commits=False)
+    usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
+    if not outcome.ok:
+        return _result(work, error=str(outcome.error), output_tail=outcome.output_tail, **usage)
+    return _result(work, status="succeeded", output_tail=outcome.output_tail, **usage)

@@ -1,0 +1,50 @@
+"""Settings of one built graph: the domains and everything :func:`build_graph` was given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from treefork.core.routing import Analyzer, DomainSpec
+from treefork.domain import Budget, Domain
+from treefork.events import EventSink
+
+__all__ = ("GraphSettings",)
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Everything the nodes need besides the state; fixed when the graph is built."""
+
+    domains: tuple[Domain, ...]
+    """The defined domains, in order."""
+    analyzer: Analyzer
+    """Chooses domains for a task."""
+    max_parallel: int = 8
+    """Agents running at once across all domains."""
+    budget: Budget | None = None
+    """Limits for each job."""
+    auto_approve: bool = False
+    """Merge into the user's branch without asking (never for a failed job)."""
+    home: Path | None = None
+    """The treefork home; None means ``$TREEFORK_HOME`` or ``~/.treefork``."""
+    claude_command: Sequence[str] | None = None
+    """argv template for Claude steps (``{prompt}`` is replaced)."""
+    event_sinks: tuple[EventSink, ...] = field(default_factory=tuple)
+    """Extra receivers of every progress event."""
+    keep_worktrees: bool = False
+    """Keep agent and domain worktrees after a successful merge (for debugging)."""
+
+    def domain(self, name: str) -> Domain:
+        """The domain with this name."""
+        for domain in self.domains:
+            if domain.name == name:
+                return domain
+        raise KeyError(name)
+
+    def specs(self) -> list[DomainSpec]:
+        """What analyzers see of the domains."""
+        return [
+            DomainSpec(d.name, tuple(d.keywords), tuple(d.paths), d.description) for d in self.domains
+        ]
