@@ -1,0 +1,131 @@
+"""Object-store merges: same trees as porcelain merges, conflicts named, nothing half-done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gitutil import commit_file, run_git, snapshot
+
+from treefork.errors import MergeConflictError, MergeRefusedError
+from treefork.git.merge import merge_into_branch, merge_into_checked_out_branch
+
+
+def _branch(repo: Path, name: str, start: str = "main") -> None:
+    run_git(repo, "branch", name, start)
+
+
+def _commit_on(repo: Path, branch: str, name: str, content: str) -> str:
+    run_git(repo, "checkout", "-q", branch)
+    head = commit_file(repo, name, content, f"{branch}: {name}")
+    run_git(repo, "checkout", "-q", "main")
+    return head
+
+
+async def test_object_store_merge_gives_the_same_tree_as_a_porcelain_merge(repo: Path) -> None:
+    _branch(repo, "target")
+    _branch(repo, "source")
+    _commit_on(repo, "target", "docs/index.md", "line 1 changed\nline 2\nline 3\n")
+    source = _commit_on(repo, "source", "docs/index.md", "line 1\nline 2\nline 3 changed\n")
+    _commit_on(repo, "source", "new.txt", "new\n")
+    _branch(repo, "porcelain", "target")
+
+    result = await merge_into_branch(repo, "target", source, "merge source")
+
+    run_git(repo, "checkout", "-q", "porcelain")
+    run_git(repo, "-c", "user.name=T", "-c", "user.email=t@e", "merge", "-q", "--no-ff", "-m", "m", "source")
+    run_git(repo, "checkout", "-q", "main")
+    assert result.merged
+    assert run_git(repo, "rev-parse", f"{result.commit}^{{tree}}") == run_git(repo, "rev-parse", "porcelain^{tree}")
+    parents = run_git(repo, "rev-list", "--parents", "-n1", "target").split()
+    assert parents[2] == source
+
+
+async def test_conflict_names_the_paths_and_leaves_the_target_branch_unchanged(repo: Path) -> None:
+    _branch(repo, "target")
+    _branch(repo, "source")
+    before = _commit_on(repo, "target", "docs/index.md", "mine\n")
+    source = _commit_on(repo, "source", "docs/index.md", "theirs\n")
+    state = snapshot(repo)
+
+    with pytest.raises(MergeConflictError) as caught:
+        await merge_into_branch(repo, "target", source, "merge")
+
+    assert caught.value.paths == ("docs/index.md",)
+    assert run_git(repo, "rev-parse", "target").strip() == before
+    assert snapshot(repo) == state
+
+
+async def test_porcelain_merge_detects_the_same_conflict(repo: Path) -> None:
+    _branch(repo, "target")
+    _branch(repo, "source")
+    _commit_on(repo, "target", "docs/index.md", "mine\n")
+    source = _commit_on(repo, "source", "docs/index.md", "theirs\n")
+    with pytest.raises(MergeConflictError):
+        await merge_into_branch(repo, "target", source, "merge")
+    run_git(repo, "checkout", "-q", "target")
+    porcelain = run_git(repo, "merge", "--no-ff", "source", check=False)
+    assert "CONFLICT" in porcelain
+    run_git(repo, "merge", "--abort")
+
+
+async def test_merging_an_ancestor_changes_nothing(repo: Path) -> None:
+    _branch(repo, "target")
+    head = _commit_on(repo, "target", "a.txt", "a\n")
+    result = await merge_into_branch(repo, "target", "main", "merge")
+    assert not result.merged
+    assert result.commit == head
+
+
+async def test_merge_into_checked_out_branch_updates_the_checkout(repo: Path) -> None:
+    _branch(repo, "session")
+    source = _commit_on(repo, "session", "docs/new.md", "new\n")
+    result = await merge_into_checked_out_branch(repo, "main", source, "merge job")
+    assert result.merged
+    assert (repo / "docs/new.md").read_text() == "new\n"
+    assert run_git(repo, "status", "--porcelain") == ""
+    assert run_git(repo, "rev-parse", "HEAD").strip() == result.commit
+
+
+async def test_merge_refuses_when_local_changes_touch_merged_files(repo: Path) -> None:
+    _branch(repo, "session")
+    source = _commit_on(repo, "session", "docs/index.md", "from job\n")
+    (repo / "docs/index.md").write_text("local edit\n")
+    state = snapshot(repo)
+
+    with pytest.raises(MergeRefusedError) as caught:
+        await merge_into_checked_out_branch(repo, "main", source, "merge job")
+
+    assert caught.value.paths == ("docs/index.md",)
+    assert snapshot(repo) == state
+
+
+async def test_merge_keeps_unrelated_local_changes(repo: Path) -> None:
+    _branch(repo, "session")
+    source = _commit_on(repo, "session", "docs/index.md", "from job\n")
+    (repo / "README.md").write_text("local edit\n")
+    await merge_into_checked_out_branch(repo, "main", source, "merge job")
+    assert (repo / "README.md").read_text() == "local edit\n"
+    assert (repo / "docs/index.md").read_text() == "from job\n"
+
+
+async def test_merge_into_a_branch_not_checked_out_moves_only_the_ref(repo: Path) -> None:
+    _branch(repo, "release")
+    _branch(repo, "session")
+    source = _commit_on(repo, "session", "x.txt", "x\n")
+    state = snapshot(repo)
+    result = await merge_into_checked_out_branch(repo, "release", source, "merge job")
+    assert run_git(repo, "rev-parse", "release").strip() == result.commit
+    after = snapshot(repo)
+    assert (after.head, after.index, after.files, after.status) == (state.head, state.index, state.files, state.status)
+
+
+async def test_merge_commit_uses_fallback_identity_without_configured_identity(tmp_path: Path) -> None:
+    from gitutil import make_repo
+
+    repo = make_repo(tmp_path / "anon", identity=False)
+    _branch(repo, "session")
+    source = _commit_on(repo, "session", "x.txt", "x\n")
+    result = await merge_into_checked_out_branch(repo, "main", source, "merge job")
+    author = run_git(repo, "log", "-1", "--format=%an <%ae>", result.commit).strip()
+    assert author in ("treefork <treefork@localhost>", "Test Author <author@example.com>")
