@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gitutil import make_repo, run_git
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -82,33 +82,12 @@ def repeating(message: AIMessage) -> ToolCallingFakeModel:
 
 
 def git(cwd: Path, *args: str) -> str:
-    completed = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return completed.stdout.strip()
+    return run_git(cwd, *args).strip()
 
 
 def make_repository(root: Path, *, identity: bool = True) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    if identity:
-        git(repo, "config", "user.name", "Test User")
-        git(repo, "config", "user.email", "test@example.com")
-    (repo / "README.md").write_text("# Demo\nTODO: write docs\n")
-    (repo / "src").mkdir()
-    (repo / "src" / "app.py").write_text("print('hi')\n")
-    git(repo, "add", "-A")
-    git(
-        repo,
-        "-c",
-        "user.name=Setup",
-        "-c",
-        "user.email=setup@example.com",
-        "commit",
-        "-q",
-        "-m",
-        "initial",
-    )
-    return repo
+    files = {"README.md": "# Demo\nTODO: write docs\n", "src/app.py": "print('hi')\n"}
+    return make_repo(root / "repo", files, identity=identity)
 
 
 def add_worktree(repo: Path, root: Path) -> Path:
@@ -163,7 +142,7 @@ async def test_agent_reads_writes_and_commits_on_its_branch(repo: Path, worktree
     assert (worktree / "README.md").read_text() == "# Demo\nDocs.\n"
     assert git(worktree, "status", "--porcelain") == ""
     assert git(worktree, "log", "-1", "--format=%s") == ("treefork: agent changes for item item-1")
-    assert git(worktree, "log", "-1", "--format=%an") == "Test User"
+    assert git(worktree, "log", "-1", "--format=%an") == "Test Author"
     assert git(repo, "rev-parse", BRANCH) == git(worktree, "rev-parse", "HEAD")
     assert git(repo, "rev-parse", "main") == main_before
     assert (repo / "README.md").read_text() == "# Demo\nTODO: write docs\n"
