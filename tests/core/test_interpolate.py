@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from treefork.core.interpolate import (
     MAX_ENVIRONMENT_VALUE,
     VALUES_DIR_VARIABLE,
-    RenderedShell,
     Reference,
+    RenderedShell,
     item_scope,
     references,
     render_shell,
@@ -127,7 +127,7 @@ CONTEXTS = {
     "single_inside_double": ("printf '%s' \"'${item}'\"", "'{}'"),
     "here_string": ("cat <<< ${item}", "{}\n"),
     "after_comment": ("# it's a comment\nprintf '%s' ${item} # and ${item}'s", "{}"),
-    "test_brackets": ("[[ ${item} == \"$(printf '%s' '${item}')\" ]] && printf '%s' yes", "yes"),
+    "test_brackets": ("[[ ${item} == '${item}' && \"${item}\" == ${item} ]] && printf yes", "yes"),
 }
 
 
@@ -163,7 +163,9 @@ def test_structured_values_are_passed_as_compact_json(value: str) -> None:
 
 def test_large_values_go_through_files_and_arrive_intact(tmp_path: Path) -> None:
     big = ("$(touch canary) 'x' \"y\"\n" * 20_000)[: 3 * MAX_ENVIRONMENT_VALUE]
-    rendered = render_shell("printf '%s' ${item}; printf '%s' \"${small}\"", {"item": big, "small": "s"})
+    rendered = render_shell(
+        "printf '%s' ${item}; printf '%s' \"${small}\"", {"item": big, "small": "s"}
+    )
     assert list(rendered.files.values()) == [big]
     assert rendered.env == {"TREEFORK_V2": "s"}
     assert run_bash(rendered, tmp_path) == big + "s"
@@ -197,7 +199,7 @@ def test_value_names_avoid_names_the_script_uses() -> None:
     [
         "wc -l file | awk '{print $1}'",
         "awk '{sum+=$1} END {print sum}'",
-        "count=$(ls | wc -l); echo \"Found $count\"",
+        'count=$(ls | wc -l); echo "Found $count"',
         "echo ${HOME} $PATH ${USER:-nobody}",
         "echo ${#list[@]} ${x//a/b} ${y%.*} $1 $@ $? $$ ${!ref}",
         "for f in *.txt; do echo ${f}; done",
@@ -223,7 +225,9 @@ def test_assigned_shell_variable_keeps_its_shell_default() -> None:
 
 
 def test_unknown_variable_suggests_the_closest_name() -> None:
-    with pytest.raises(InterpolationError, match=r"unknown variable \$\{nme\}; did you mean \$\{name\}\?"):
+    with pytest.raises(
+        InterpolationError, match=r"unknown variable \$\{nme\}; did you mean \$\{name\}\?"
+    ):
         render_shell("echo ${nme}", {"name": "x"})
 
 
@@ -248,7 +252,10 @@ def test_nul_bytes_cannot_be_passed() -> None:
 
 
 def test_arithmetic_accepts_integers_only(tmp_path: Path) -> None:
-    assert run_bash(render_shell("echo $(( ${map.total} + 1 ))", {"map": {"total": 4}}), tmp_path) == "5\n"
+    assert (
+        run_bash(render_shell("echo $(( ${map.total} + 1 ))", {"map": {"total": 4}}), tmp_path)
+        == "5\n"
+    )
     assert run_bash(render_shell("(( ${n} > 2 )) && echo big", {"n": "3"}), tmp_path) == "big\n"
     with pytest.raises(InterpolationError, match="not an integer"):
         render_shell("echo $(( ${item} ))", {"item": "a[$(touch canary)]"})
@@ -284,7 +291,10 @@ def test_prodigy_json_template_in_single_quotes(tmp_path: Path) -> None:
   "total_files": ${total_files}
 }'"""
     output = run_bash(render_shell(script, {"commit_hash": "abc", "total_files": 7}), tmp_path)
-    assert output == f'{{\n  "repository": "{tmp_path.name}",\n  "commit": "abc",\n  "total_files": 7\n}}\n'
+    assert (
+        output
+        == f'{{\n  "repository": "{tmp_path.name}",\n  "commit": "abc",\n  "total_files": 7\n}}\n'
+    )
 
 
 def test_prodigy_report_heredoc_with_metadata(tmp_path: Path) -> None:
@@ -296,9 +306,9 @@ def test_prodigy_report_heredoc_with_metadata(tmp_path: Path) -> None:
 def test_prodigy_item_fields_in_a_multiline_script(tmp_path: Path) -> None:
     script = (
         'echo "Processing ${item.name} (id=${item.id})"\n'
-        "echo \"Item: ${item.name}\" > output-${item.name}.txt\n"
+        'echo "Item: ${item.name}" > output-${item.name}.txt\n'
         "jq -n --arg area \"${item.name}\" '{area: $area}' >/dev/null 2>&1 || true\n"
-        'if [ ${line_count} -gt 500 ]; then echo high; else echo low; fi'
+        "if [ ${line_count} -gt 500 ]; then echo high; else echo low; fi"
     )
     scope = {"item": {"name": "a b", "id": 3}, "line_count": 12}
     assert run_bash(render_shell(script, scope), tmp_path) == "Processing a b (id=3)\nlow\n"
@@ -340,7 +350,7 @@ def test_resolve_reads_into_json_text() -> None:
 def test_resolve_reports_index_out_of_range_and_wrong_types() -> None:
     with pytest.raises(InterpolationError, match=r"item.tags has no index 5 \(it has 2 elements\)"):
         resolve("item.tags[5]", {"item": {"tags": [1, 2]}})
-    with pytest.raises(InterpolationError, match="item.name is a string"):
+    with pytest.raises(InterpolationError, match=r"item\.name is a string"):
         resolve("item.name.first", {"item": {"name": "x"}})
 
 

@@ -1,0 +1,817 @@
+"""``${...}`` interpolation, compatible with Prodigy's workflows and safe for shell scripts.
+
+Two renderers share one set of resolution rules:
+
+- :func:`render_text` substitutes values as text: prompts, file paths and contents, env
+  values, ``when`` conditions. No shell is involved.
+- :func:`render_shell` prepares a bash script. A value never becomes shell code: it is not
+  pasted into the script; it is bound to a fresh environment variable (``TREEFORK_V1``, ...)
+  and the script gets a reference to that variable written for the quoting context at that
+  point (bare, ``"..."``, ``'...'``, ``$'...'``, a heredoc body, ``$(...)``, backticks,
+  ``$((...))``). Whatever the value holds (quotes, ``$(...)``, backticks, ``;``, newlines,
+  a heredoc's delimiter line) the script receives exactly those characters as data.
+
+Which references are interpolated
+---------------------------------
+
+A reference is ``${name}``, ``${name.field}``, ``${name.list[0]}``, ``${name['a key']}``,
+optionally with a default: ``${name:-default}`` or Prodigy's ``${name|default:value}``.
+
+1. Its root is in scope (the scope is what the engine passes: see :func:`item_scope`,
+   ``map``, ``shell``, captured variables, workflow and domain env names): the value is
+   looked up (:func:`resolve`); a missing field is an error unless there is a default.
+2. Its root is reserved (``item``, ``item_json``, ``item_id``, ``item_index``,
+   ``item_total``, ``map``, ``shell``) but not in scope: the default, else an error.
+3. Shell scripts only: a root that the script assigns itself (``name=``, ``for name in``,
+   ``read name``, ``local``/``export``/``declare name``, ...) or that is all upper case
+   (environment convention: ``${HOME}``) is the shell's, and stays exactly as written, its
+   default included.
+4. Otherwise the default, else an error naming the closest known name
+   ("unknown variable ${nme}; did you mean ${name}?").
+
+What the user wrote for the shell stays as written: ``$1`` in awk, ``$count``, ``$(...)``,
+``$((...))``, ``${#list[@]}``, ``${var//a/b}`` and ``\\${...}`` (escaped). Unbraced
+``$name`` is never interpolated in shell scripts: write ``$name`` to reach a shell or
+environment variable that rule 1 would otherwise claim. References inside shell comments
+are left alone. In :func:`render_text`, ``$${`` writes a literal ``${`` and an unbraced
+``$NAME`` (upper case) is replaced when ``NAME`` is in scope (Prodigy's ``$PROJECT_NAME``).
+
+Inside ``$((...))`` and ``((...))`` bash evaluates text as an arithmetic expression, which
+can run commands (``a[$(cmd)]``), so a value used there must be an integer.
+
+Large values
+------------
+
+Environment strings are limited (128 KiB each, and all of them together share the limit of
+the command line). A value over :data:`MAX_ENVIRONMENT_VALUE` bytes, or once the values
+together pass :data:`MAX_ENVIRONMENT_TOTAL`, goes to :attr:`RenderedShell.files` instead:
+the runner writes each entry as a file named by its key into a private directory and passes
+that directory in :data:`VALUES_DIR_VARIABLE`; a first line the renderer adds to the script
+reads the files into the variables (``IFS= read -r -d ''``, exact to the byte).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from treefork.errors import InterpolationError
+
+__all__ = (
+    "MAX_ENVIRONMENT_TOTAL",
+    "MAX_ENVIRONMENT_VALUE",
+    "RESERVED_ROOTS",
+    "VALUES_DIR_VARIABLE",
+    "Reference",
+    "RenderedShell",
+    "item_scope",
+    "references",
+    "render_shell",
+    "render_text",
+    "resolve",
+    "stringify",
+)
+
+RESERVED_ROOTS: Final = frozenset(
+    {"item", "item_json", "item_id", "item_index", "item_total", "map", "shell"}
+)
+"""Roots that always belong to treefork: a reference to them must resolve (or have a default)."""
+
+VALUE_PREFIX: Final = "TREEFORK_V"
+VALUES_DIR_VARIABLE: Final = "TREEFORK_VALUES_DIR"
+"""The variable naming the directory that holds :attr:`RenderedShell.files`."""
+MAX_ENVIRONMENT_VALUE: Final = 64 * 1024
+"""Values larger than this many bytes (UTF-8) are passed through a file."""
+MAX_ENVIRONMENT_TOTAL: Final = 512 * 1024
+"""Once values in the environment reach this many bytes, further ones go through files."""
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_ACCESSOR = r"(?:\.[A-Za-z0-9_-]+|\[(?:-?[0-9]+|'[^'\]]*'|\"[^\"\]]*\")\])"
+_DEFAULT = r"(?:[^}$]|\$(?!\{))*"
+_REFERENCE = re.compile(
+    rf"\$\{{(?P<expression>{_NAME}{_ACCESSOR}*)"
+    rf"(?::-(?P<default>{_DEFAULT})|\|default:(?P<prodigy_default>{_DEFAULT}))?\}}"
+)
+_ROOT = re.compile(_NAME)
+_ACCESSOR_TOKEN = re.compile(
+    r"\.(?P<field>[A-Za-z0-9_-]+)"
+    r"|\[(?:(?P<index>-?[0-9]+)|'(?P<single>[^'\]]*)'|\"(?P<double>[^\"\]]*)\")\]"
+)
+_ENVIRONMENT_STYLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+_SCOPE_HINTS: Final = {
+    "item": "only map agents have an item",
+    "item_json": "only map agents have an item",
+    "item_id": "only map agents have an item",
+    "item_index": "only map agents have an item",
+    "item_total": "only map agents have an item",
+    "map": "map results exist only in reduce",
+    "shell": "no shell step has run yet",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One ``${...}`` reference in a template."""
+
+    expression: str
+    """What is looked up: ``item.a.b[0]``, ``map.successful``, ``name``."""
+    start: int
+    """Offset of the ``$`` in the template."""
+    end: int
+    """Offset just past the closing ``}``."""
+    default: str | None
+    """The default (``${name:-default}`` or ``${name|default:value}``), if any."""
+
+    @property
+    def root(self) -> str:
+        """The variable the expression starts from (``item`` for ``item.a[0]``)."""
+        match = _ROOT.match(self.expression)
+        return match.group(0) if match else self.expression
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedShell:
+    """A script ready for ``bash -c``, and the values it reads."""
+
+    script: str
+    """The script; values appear only as references to the variables below."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables to add to the command's environment."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Large values: file name to content, to write into a private directory whose path is
+    passed in :data:`VALUES_DIR_VARIABLE`; the script reads them first."""
+
+
+def _reference_from(match: re.Match[str]) -> Reference:
+    default = match.group("default")
+    if default is None:
+        default = match.group("prodigy_default")
+    return Reference(match.group("expression"), match.start(), match.end(), default)
+
+
+def references(template: str) -> tuple[Reference, ...]:
+    """Every ``${...}`` reference in a template, read as text (``$${`` is an escape).
+
+    Args:
+        template: A shell script, prompt or any other template.
+
+    Returns:
+        The references in order; shell syntax such as ``${#x}`` or ``${x//a/b}`` is not one.
+    """
+    return tuple(
+        _reference_from(match)
+        for match in _REFERENCE.finditer(template)
+        if template[max(0, match.start() - 1) : match.start()] != "$"
+    )
+
+
+def item_scope(
+    item: Any, *, item_id: str | None, item_index: int | None, item_total: int | None
+) -> dict[str, Any]:
+    """The scope entries of one work item (``item``, ``item_json``, ``item_id``, ...).
+
+    Args:
+        item: The work item as loaded (string, number or JSON object).
+        item_id: Its stable id.
+        item_index: Its position among the selected items.
+        item_total: How many items were selected.
+
+    Returns:
+        ``item`` and ``item_json`` always; the others when given.
+    """
+    scope: dict[str, Any] = {
+        "item": item,
+        "item_json": json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=str),
+    }
+    for name, value in (
+        ("item_id", item_id),
+        ("item_index", item_index),
+        ("item_total", item_total),
+    ):
+        if value is not None:
+            scope[name] = value
+    return scope
+
+
+def stringify(value: Any) -> str:
+    """The text a value is interpolated as.
+
+    Strings as they are; dicts, lists and tuples as compact JSON (``{"a":1}``, non-ASCII
+    kept); booleans as ``true``/``false``; numbers as JSON writes them (``3``, ``2.5``);
+    None as the empty string; anything else as ``str(value)``.
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if isinstance(value, Mapping):
+        return stringify(dict(value))
+    return str(value)
+
+
+# --- resolution ------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
+
+
+def _as_container(value: Any) -> Any:
+    """A JSON text is looked into as the value it encodes (``${shell.output.key}``)."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _field(value: Any, key: str, path: str, expression: str) -> Any:
+    if isinstance(value, Mapping):
+        if key in value:
+            return value[key]
+        fields = ", ".join(str(name) for name in value) or "(none)"
+        raise InterpolationError(expression, f"{path} has no field {key!r}; fields: {fields}")
+    if isinstance(value, Sequence) and not isinstance(value, str) and _INTEGER.fullmatch(key):
+        return _index(value, int(key), path, expression)
+    raise InterpolationError(
+        expression, f"{path} is {_describe(value)}, not an object with field {key!r}"
+    )
+
+
+def _index(value: Any, index: int, path: str, expression: str) -> Any:
+    if isinstance(value, Mapping):
+        return _field(value, str(index), path, expression)
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise InterpolationError(expression, f"{path} is {_describe(value)}, not a list")
+    if -len(value) <= index < len(value):
+        return value[index]
+    raise InterpolationError(
+        expression, f"{path} has no index {index} (it has {len(value)} elements)"
+    )
+
+
+def _unknown_variable(root: str, scope: Mapping[str, Any]) -> InterpolationError:
+    if root in RESERVED_ROOTS:
+        return InterpolationError(root, f"${{{root}}} is not in scope here ({_SCOPE_HINTS[root]})")
+    close = difflib.get_close_matches(root, [str(name) for name in scope], n=1, cutoff=0.6)
+    hint = f"; did you mean ${{{close[0]}}}?" if close else ""
+    return InterpolationError(root, f"unknown variable ${{{root}}}{hint}")
+
+
+def resolve(expression: str, scope: Mapping[str, Any]) -> Any:
+    """Look an expression up in a scope.
+
+    Args:
+        expression: ``name``, ``item.a.b[0]``, ``map.results``, ``metadata.commit``;
+            ``.0`` indexes a list like ``[0]`` does, and a JSON text is looked into.
+        scope: Variables by name.
+
+    Returns:
+        The value, not stringified.
+
+    Raises:
+        InterpolationError: The expression is malformed or something on its path is
+            missing; the message names what was missing and what exists.
+    """
+    root_match = _ROOT.match(expression)
+    if root_match is None:
+        raise InterpolationError(expression, "not a valid reference")
+    root = root_match.group(0)
+    if root not in scope:
+        raise _unknown_variable(root, scope)
+    value, path, position = scope[root], root, root_match.end()
+    while position < len(expression):
+        token = _ACCESSOR_TOKEN.match(expression, position)
+        if token is None:
+            raise InterpolationError(expression, f"not a valid reference after {path!r}")
+        value = _as_container(value)
+        if token.group("index") is not None:
+            value = _index(value, int(token.group("index")), path, expression)
+        else:
+            key = token.group("field") or token.group("single") or token.group("double") or ""
+            value = _field(value, key, path, expression)
+        path, position = expression[: token.end()], token.end()
+    return value
+
+
+def _belongs_to_shell(reference: Reference, shell_names: frozenset[str] | None) -> bool:
+    """Rule 3: a name the script assigns, or an environment-style name, is the shell's."""
+    root = reference.root
+    if shell_names is None or root in RESERVED_ROOTS:
+        return False
+    if root in shell_names:
+        return "." not in reference.expression  # ${list[0]} of the script's own array
+    return reference.expression == root and _ENVIRONMENT_STYLE.fullmatch(root) is not None
+
+
+def _value_of(
+    reference: Reference, scope: Mapping[str, Any], shell_names: frozenset[str] | None
+) -> str | None:
+    """The text for a reference, or None when it is the shell's (see the module doc)."""
+    if reference.root in scope:
+        try:
+            return stringify(resolve(reference.expression, scope))
+        except InterpolationError:
+            if reference.default is None:
+                raise
+            return reference.default
+    if _belongs_to_shell(reference, shell_names):
+        return None
+    if reference.default is not None:
+        return reference.default
+    raise _unknown_variable(reference.root, scope)
+
+
+# --- text ------------------------------------------------------------------------------
+
+_TEXT_TOKEN = re.compile(r"\$\$\{|\$\{|\$(?P<bare>[A-Z_][A-Z0-9_]*)")
+
+
+def render_text(template: str, scope: Mapping[str, Any]) -> str:
+    """Substitute references as plain text (prompts, paths, file contents, env values).
+
+    Args:
+        template: Text with ``${...}`` references; ``$${`` stands for a literal ``${``.
+        scope: Variables by name.
+
+    Returns:
+        The text with every reference replaced by :func:`stringify` of its value.
+
+    Raises:
+        InterpolationError: A reference cannot be resolved (there is no shell to leave
+            ``${HOME}`` to: upper-case names must be in scope too).
+    """
+    pieces: list[str] = []
+    position = 0
+    for token in _TEXT_TOKEN.finditer(template):
+        if token.start() < position:
+            continue
+        pieces.append(template[position : token.start()])
+        position = token.end()
+        if token.group(0) == "$${":
+            pieces.append("${")
+        elif token.group("bare") is not None:
+            name = token.group("bare")
+            pieces.append(stringify(scope[name]) if name in scope else token.group(0))
+        else:
+            match = _REFERENCE.match(template, token.start())
+            if match is None:
+                snippet = template[token.start() : token.start() + 30].split("}", maxsplit=1)[0]
+                raise InterpolationError(
+                    snippet[2:], "not a valid reference (write $${ for a literal ${)"
+                )
+            pieces.append(_value_of(_reference_from(match), scope, None) or "")
+            position = match.end()
+    pieces.append(template[position:])
+    return "".join(pieces)
+
+
+# --- shell -----------------------------------------------------------------------------
+
+Context = Literal["bare", "double", "single", "ansi", "heredoc", "arithmetic"]
+
+_ASSIGNMENT = re.compile(rf"(?<![\w$.\-])({_NAME})(?:\[[^\]\n]*\])?\+?=")
+_LOOP = re.compile(rf"\b(?:for|select)\s+({_NAME})\b")
+_DECLARING = re.compile(
+    r"\b(?:read|local|export|declare|typeset|readonly|mapfile|readarray|getopts|printf)\b"
+    r"([^;&|\n<>]*)"
+)
+_WORD_NAME = re.compile(rf"(?<![\w$\-]){_NAME}")
+_BLANKS = " \t"
+_METACHARACTERS = " \t\n;&|<>()"
+_WORD_START_AFTER = " \t\n;&|()<>"
+
+
+def _shell_names(template: str) -> frozenset[str]:
+    """Names the script assigns itself (a generous over-approximation: it only decides
+    whether an unknown ``${name}`` is left to the shell or reported)."""
+    names = {match.group(1) for match in _ASSIGNMENT.finditer(template)}
+    names.update(match.group(1) for match in _LOOP.finditer(template))
+    for match in _DECLARING.finditer(template):
+        names.update(_WORD_NAME.findall(match.group(1)))
+    return frozenset(names)
+
+
+@dataclass(slots=True)
+class _Heredoc:
+    delimiter: str
+    quoted: bool
+    strip_tabs: bool
+    word_piece: int
+    """Index in the output of the piece holding the delimiter word (rewritten if needed)."""
+
+
+@dataclass(slots=True)
+class _ShellRenderer:
+    """A recursive-descent scanner over the script that tracks bash's quoting state.
+
+    Each ``_scan_*`` method consumes the template from ``position`` up to its closer and
+    appends the rewritten text to ``pieces``.
+    """
+
+    template: str
+    scope: Mapping[str, Any]
+    shell_names: frozenset[str]
+    end: int = 0
+    position: int = 0
+    pieces: list[str] = field(default_factory=list)
+    pending: list[_Heredoc] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    env_bytes: int = 0
+
+    # -- plumbing
+
+    def _peek(self, text: str) -> bool:
+        return self.template.startswith(text, self.position) and (
+            self.position + len(text) <= self.end
+        )
+
+    def _copy(self, count: int = 1) -> None:
+        stop = min(self.position + count, self.end)
+        self.pieces.append(self.template[self.position : stop])
+        self.position = stop
+
+    def _bind(self, value: str, expression: str) -> str:
+        """The variable holding ``value`` (one per distinct value)."""
+        if value in self.variables:
+            return self.variables[value]
+        if "\x00" in value:
+            raise InterpolationError(
+                expression, "its value contains a NUL byte, which no command can receive"
+            )
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            raise InterpolationError(expression, f"its value is not valid text: {error}") from error
+        index = len(self.variables) + 1
+        while f"{VALUE_PREFIX}{index}" in self.template:
+            index += 1
+        name = f"{VALUE_PREFIX}{index}"
+        self.variables[value] = name
+        if size > MAX_ENVIRONMENT_VALUE or self.env_bytes + size > MAX_ENVIRONMENT_TOTAL:
+            self.files[name] = value
+        else:
+            self.env[name] = value
+            self.env_bytes += size
+        return name
+
+    def _reference(self, context: Context) -> bool:
+        """Handle a ``${...}`` at the current position; False when it is not a reference."""
+        match = _REFERENCE.match(self.template, self.position, self.end)
+        if match is None:
+            return False
+        reference = _reference_from(match)
+        value = _value_of(reference, self.scope, self.shell_names)
+        self.position = match.end()
+        if value is None:
+            self.pieces.append(match.group(0))
+            return True
+        if context == "arithmetic" and not _INTEGER.fullmatch(value.strip()):
+            raise InterpolationError(
+                reference.expression,
+                f"its value {value[:40]!r} is not an integer, and bash would evaluate it "
+                "as an arithmetic expression here (which can run commands)",
+            )
+        self.pieces.append(_insertion(self._bind(value, reference.expression), context))
+        return True
+
+    # -- contexts
+
+    def scan_commands(self, closer: str | None) -> None:
+        """Command level: the script itself, ``$(...)``, ``<(...)`` and backticks."""
+        depth = 0
+        while self.position < self.end:
+            char = self.template[self.position]
+            if closer == "`" and char == "`":
+                self._copy()
+                return
+            if char == ")" and closer == ")":
+                if depth == 0:
+                    self._copy()
+                    return
+                depth -= 1
+                self._copy()
+            elif char == "(":
+                depth += self._command_paren()
+            elif char == "\n":
+                self._copy()
+                self._read_heredocs()
+            elif char == "#" and self._at_word_start():
+                self._comment()
+            elif self._peek("<<<"):
+                self._copy(3)  # a here-string, not a heredoc
+            elif self._peek("<<"):
+                self._heredoc_operator()
+            else:
+                self._word_character("bare")
+
+    def _command_paren(self) -> int:
+        """``((`` starts an arithmetic command; any other ``(`` nests (returns 1)."""
+        previous = self.template[self.position - 1] if self.position > 0 else "\n"
+        if self._peek("((") and previous not in "$<>" and not previous.isalnum():
+            self._copy(2)
+            self._scan_arithmetic("))")
+            return 0
+        self._copy()
+        return 1
+
+    def _word_character(self, context: Context) -> None:
+        """Quotes, escapes and expansions, shared by every context where they are special."""
+        char = self.template[self.position]
+        if char == "\\":
+            self._copy(2)
+        elif char == "'":
+            self._copy()
+            self._scan_single_quotes()
+        elif char == '"':
+            self._copy()
+            self._scan_double_quotes()
+        elif char == "`":
+            self._copy()
+            self.scan_commands("`")
+        elif char == "$":
+            self._dollar(context)
+        else:
+            self._copy()
+
+    def _dollar(self, context: Context) -> None:
+        if self._peek("${"):
+            if not self._reference(context):
+                self._scan_parameter(in_double_quotes=context in ("double", "heredoc"))
+        elif self._peek("$(("):
+            self._copy(3)
+            self._scan_arithmetic("))")
+        elif self._peek("$("):
+            self._copy(2)
+            self.scan_commands(")")
+        elif self._peek("$["):
+            self._copy(2)
+            self._scan_arithmetic("]")
+        elif self._peek("$'") and context == "bare":
+            self._copy(2)
+            self._scan_ansi()
+        elif self._peek('$"') and context == "bare":
+            self._copy(2)
+            self._scan_double_quotes()
+        else:
+            self._copy(2 if self._peek("$$") else 1)
+
+    def _scan_single_quotes(self) -> None:
+        while self.position < self.end:
+            if self._peek("'"):
+                self._copy()
+                return
+            if not (self._peek("${") and self._reference("single")):
+                self._copy()
+
+    def _scan_ansi(self) -> None:
+        while self.position < self.end:
+            if self._peek("'"):
+                self._copy()
+                return
+            if self._peek("\\"):
+                self._copy(2)
+            elif not (self._peek("${") and self._reference("ansi")):
+                self._copy()
+
+    def _scan_double_quotes(self) -> None:
+        while self.position < self.end:
+            char = self.template[self.position]
+            if char == '"':
+                self._copy()
+                return
+            if char == "\\":
+                self._copy(2)
+            elif char == "`":
+                self._copy()
+                self.scan_commands("`")
+            elif char == "$":
+                self._dollar("double")
+            else:
+                self._copy()
+
+    def _scan_parameter(self, *, in_double_quotes: bool) -> None:
+        """The user's own ``${...}`` expansion (``${#x}``, ``${x//a/b}``, ``${X:-${item}}``)."""
+        name = _ROOT.match(self.template, self.position + 2, self.end)
+        if name and name.group(0) in RESERVED_ROOTS and name.group(0) not in self.shell_names:
+            raise InterpolationError(
+                self.template[self.position + 2 : self.position + 40].split("}", maxsplit=1)[0],
+                f"shell expansions of ${{{name.group(0)}}} are not supported; treefork "
+                "interpolates ${name}, ${name.field}, ${name[0]} and ${name:-default}",
+            )
+        self._copy(2)
+        context: Context = "double" if in_double_quotes else "bare"
+        while self.position < self.end:
+            char = self.template[self.position]
+            if char == "}":
+                self._copy()
+                return
+            if char == "'" and in_double_quotes:
+                self._copy()
+            else:
+                self._word_character(context)
+
+    def _scan_arithmetic(self, closer: str) -> None:
+        depth = 0
+        while self.position < self.end:
+            if depth == 0 and self._peek(closer):
+                self._copy(len(closer))
+                return
+            char = self.template[self.position]
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth = max(0, depth - 1)
+            if char == "$":
+                self._dollar("arithmetic")
+            elif char in "\"`\\'":
+                self._word_character("bare")
+            else:
+                self._copy()
+
+    def _at_word_start(self) -> bool:
+        return self.position == 0 or self.template[self.position - 1] in _WORD_START_AFTER
+
+    def _comment(self) -> None:
+        newline = self.template.find("\n", self.position, self.end)
+        self._copy((self.end if newline < 0 else newline) - self.position)
+
+    # -- heredocs
+
+    def _heredoc_operator(self) -> None:
+        strip_tabs = self._peek("<<-")
+        self._copy(3 if strip_tabs else 2)
+        while self.position < self.end and self.template[self.position] in _BLANKS:
+            self._copy()
+        start = self.position
+        delimiter, quoted = self._heredoc_word()
+        if not delimiter:
+            return
+        self.pieces.append(self.template[start : self.position])
+        self.pending.append(_Heredoc(delimiter, quoted, strip_tabs, len(self.pieces) - 1))
+
+    def _heredoc_word(self) -> tuple[str, bool]:
+        word: list[str] = []
+        quoted = False
+        text = self.template
+        while self.position < self.end and text[self.position] not in _METACHARACTERS:
+            char = text[self.position]
+            if char in "'\"":
+                close = text.find(char, self.position + 1, self.end)
+                close = self.end if close < 0 else close
+                word.append(text[self.position + 1 : close])
+                quoted, self.position = True, min(close + 1, self.end)
+            elif char == "\\":
+                word.append(text[self.position + 1 : self.position + 2])
+                quoted, self.position = True, min(self.position + 2, self.end)
+            else:
+                word.append(char)
+                self.position += 1
+        return "".join(word), quoted
+
+    def _read_heredocs(self) -> None:
+        pending, self.pending = self.pending, []
+        for heredoc in pending:
+            self._read_heredoc(heredoc)
+
+    def _read_heredoc(self, heredoc: _Heredoc) -> None:
+        body_start = line_start = self.position
+        closing: tuple[int, int] | None = None
+        while line_start < self.end:
+            newline = self.template.find("\n", line_start, self.end)
+            line_end = self.end if newline < 0 else newline
+            line = self.template[line_start:line_end]
+            if (line.lstrip("\t") if heredoc.strip_tabs else line) == heredoc.delimiter:
+                closing = (line_start, line_end)
+                break
+            line_start = line_end + 1
+        body_end = closing[0] if closing else self.end
+        delimiter = None
+        if heredoc.quoted:
+            delimiter = self._quoted_heredoc_body(heredoc, body_start, body_end)
+        else:
+            self._unquoted_heredoc_body(body_start, body_end)
+        if closing is None:
+            return
+        line = self.template[closing[0] : closing[1]]
+        if delimiter is not None:
+            line = line[: len(line) - len(line.lstrip("\t"))] + delimiter
+        self.pieces.append(line + self.template[closing[1] : closing[1] + 1])
+        self.position = min(closing[1] + 1, self.end)
+
+    def _unquoted_heredoc_body(self, start: int, stop: int) -> None:
+        outer_end, outer_pending = self.end, self.pending
+        self.position, self.end, self.pending = start, stop, []
+        while self.position < self.end:
+            char = self.template[self.position]
+            if char == "\\":
+                self._copy(2)
+            elif char == "`":
+                self._copy()
+                self.scan_commands("`")
+            elif char == "$":
+                self._dollar("heredoc")
+            else:
+                self._copy()
+        self.end, self.pending = outer_end, outer_pending
+
+    def _quoted_heredoc_body(self, heredoc: _Heredoc, start: int, stop: int) -> str | None:
+        """A quoted heredoc expands nothing, so a value cannot be referenced in it as it
+        stands: it becomes an unquoted heredoc whose own text is escaped, under a fresh
+        delimiter that no line of the body matches. Returns that delimiter, if any."""
+        body = self.template[start:stop]
+        self.position = stop
+        found = [
+            (reference, _value_of(reference, self.scope, self.shell_names))
+            for reference in (_reference_from(match) for match in _REFERENCE.finditer(body))
+        ]
+        if all(value is None for _, value in found):
+            self.pieces.append(body)
+            return None
+        pieces, last = [], 0
+        for reference, value in found:
+            if value is not None:
+                pieces.append(_escape_heredoc_text(body[last : reference.start]))
+                pieces.append("${" + self._bind(value, reference.expression) + "}")
+                last = reference.end
+        pieces.append(_escape_heredoc_text(body[last:]))
+        self.pieces.append("".join(pieces))
+        delimiter = _fresh_delimiter(body)
+        self.pieces[heredoc.word_piece] = delimiter
+        return delimiter
+
+
+def _insertion(variable: str, context: Context) -> str:
+    if context in ("double", "heredoc", "arithmetic"):
+        return f"${{{variable}}}"
+    if context == "single":
+        return f"'\"${{{variable}}}\"'"
+    if context == "ansi":
+        return f"'\"${{{variable}}}\"$'"
+    return f'"${{{variable}}}"'
+
+
+def _escape_heredoc_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("`", "\\`")
+
+
+def _fresh_delimiter(body: str) -> str:
+    lines = {line.lstrip("\t") for line in body.split("\n")}
+    index = 0
+    while f"TREEFORK_EOF_{index}" in lines:
+        index += 1
+    return f"TREEFORK_EOF_{index}"
+
+
+def _preamble(files: Mapping[str, str]) -> str:
+    reads = (
+        f"IFS= read -r -d '' {name} < \"${{{VALUES_DIR_VARIABLE}}}/{name}\" || :" for name in files
+    )
+    return "; ".join(reads) + "\n"
+
+
+def render_shell(template: str, scope: Mapping[str, Any]) -> RenderedShell:
+    """Prepare a bash script whose ``${...}`` references the shell receives as data.
+
+    Args:
+        template: The script as the user wrote it.
+        scope: Variables by name.
+
+    Returns:
+        The script (for ``bash -c``), the variables to add to its environment and the
+        files to provide through :data:`VALUES_DIR_VARIABLE` (large values).
+
+    Raises:
+        InterpolationError: A reference cannot be resolved, a value holds a NUL byte, or a
+            non-integer value is used inside ``$((...))``.
+    """
+    renderer = _ShellRenderer(template, scope, _shell_names(template), end=len(template))
+    while renderer.position < renderer.end:
+        renderer.scan_commands(None)
+        if renderer.position < renderer.end:  # a stray ")" at top level
+            renderer._copy()
+    script = "".join(renderer.pieces)
+    if renderer.files:
+        script = _preamble(renderer.files) + script
+    return RenderedShell(script, renderer.env, renderer.files)
