@@ -1,0 +1,195 @@
+"""Running one command so that it can always be stopped, and never hangs its caller.
+
+- The command starts in its own session, hence its own process group: stopping it stops
+  everything it started (``make`` and its compilers, ``sleep 300 &``).
+- stdout and stderr go to temporary files, not pipes, so a background child that keeps them
+  open can never keep us waiting for end-of-file.
+- On timeout and on cancellation the whole group gets SIGTERM, then SIGKILL after
+  ``kill_grace`` seconds; the command is reaped. Cancellation still propagates.
+- When the command exits by itself, whatever it left running in its group is stopped the
+  same way: a step's background processes do not outlive the step.
+- Variables that redirect git (``GIT_DIR``, ...) are dropped from the environment even when
+  the caller passes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import anyio
+from anyio.abc import Process
+
+from treefork.environment import LEAKY_GIT_VARIABLES
+
+__all__ = ("ProcessResult", "run_process")
+
+logger = logging.getLogger("treefork")
+
+_POLL_INTERVAL = 0.05
+_LOGGED_COMMAND_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """What a command did."""
+
+    exit_code: int | None
+    """Its exit status (negative: killed by that signal); None when it timed out."""
+    stdout: str
+    """Standard output, decoded as UTF-8 (invalid bytes replaced); the last ``max_output``
+    bytes when there was more, after a line saying how much was cut."""
+    stderr: str
+    """Standard error, like ``stdout``."""
+    timed_out: bool
+    """It ran past its timeout and its process group was killed."""
+    duration: float
+    """Seconds from start to exit (or to the kill)."""
+
+
+def _short(args: Sequence[str]) -> str:
+    text = shlex.join(args).replace("\n", "\\n")
+    if len(text) <= _LOGGED_COMMAND_LENGTH:
+        return text
+    return text[: _LOGGED_COMMAND_LENGTH - 3] + "..."
+
+
+def _live_member(stat_line: str, pgid: int) -> bool:
+    # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parens.
+    fields = stat_line[stat_line.rfind(")") + 2 :].split()
+    return len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for a reaper do not)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                if _live_member(stat.read(), pgid):
+                    return True
+        except OSError:
+            continue  # the process ended while we looked
+    return False
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _stop_group(process: Process, pgid: int, kill_grace: float) -> None:
+    """SIGTERM the group, SIGKILL it after ``kill_grace``, and reap the command."""
+    if process.returncode is None or _group_alive(pgid):
+        _signal_group(pgid, signal.SIGTERM)
+        with anyio.move_on_after(kill_grace):
+            await process.wait()
+            # Nothing signals that the last process left a group: polling is the only way.
+            while _group_alive(pgid):  # noqa: ASYNC110
+                await anyio.sleep(_POLL_INTERVAL)
+        if process.returncode is None or _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+    await process.aclose()
+
+
+@contextlib.contextmanager
+def _stdin_file(data: bytes | None) -> Iterator[IO[bytes] | int]:
+    if data is None:
+        yield subprocess.DEVNULL
+        return
+    with tempfile.TemporaryFile() as file:
+        file.write(data)
+        file.seek(0)
+        yield file
+
+
+def _read_output(file: IO[bytes], max_output: int) -> str:
+    size = file.seek(0, os.SEEK_END)
+    cut = max(0, size - max_output)
+    file.seek(cut)
+    text = file.read().decode("utf-8", errors="replace")
+    return f"[... {cut} bytes of output cut ...]\n{text}" if cut else text
+
+
+async def run_process(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float | None = None,  # noqa: ASYNC109 (a per-command limit that kills the group)
+    stdin: bytes | None = None,
+    kill_grace: float = 2.0,
+    max_output: int = 16 * 2**20,
+) -> ProcessResult:
+    """Run a command in its own process group and wait for it.
+
+    Args:
+        args: The program and its arguments (no shell involved).
+        cwd: Working directory; logged as ``Executing in worktree: <cwd>``.
+        env: The complete environment (build it with
+            :func:`treefork.environment.scrubbed_environment`); git redirections are
+            dropped from it regardless.
+        timeout: Seconds before the process group is killed (None: no limit).
+        stdin: Bytes for standard input; None gives it an empty one (``/dev/null``).
+        kill_grace: Seconds between SIGTERM and SIGKILL.
+        max_output: Keep at most this many bytes (the last ones) of each stream.
+
+    Returns:
+        Exit code, output and timing. A non-zero exit is not an error here.
+
+    Raises:
+        OSError: The program could not be started (``FileNotFoundError`` when it does
+            not exist, or ``cwd`` does not).
+    """
+    environment = {name: value for name, value in env.items() if name not in LEAKY_GIT_VARIABLES}
+    logger.info("Executing in worktree: %s: %s", cwd, _short(args))
+    started = anyio.current_time()
+    with (
+        tempfile.TemporaryFile() as stdout,
+        tempfile.TemporaryFile() as stderr,
+        _stdin_file(stdin) as input_file,
+    ):
+        process = await anyio.open_process(
+            list(args),
+            stdin=input_file,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            env=environment,
+            start_new_session=True,
+        )
+        pgid = process.pid  # a session leader's group id is its pid
+        try:
+            with anyio.move_on_after(timeout) as deadline:
+                await process.wait()
+        finally:
+            # Runs on timeout, on cancellation and on normal exit (leftover children).
+            with anyio.CancelScope(shield=True):
+                await _stop_group(process, pgid, kill_grace)
+        duration = anyio.current_time() - started
+        timed_out = deadline.cancelled_caught
+        return ProcessResult(
+            exit_code=None if timed_out else process.returncode,
+            stdout=await anyio.to_thread.run_sync(_read_output, stdout, max_output),
+            stderr=await anyio.to_thread.run_sync(_read_output, stderr, max_output),
+            timed_out=timed_out,
+            duration=duration,
+        )

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from treefork.environment import scrubbed_environment
+from treefork.runners.process import run_process
+
+
+async def _pgid_of(path: Path) -> int:
+    """Wait until the script has written its process group id."""
+    file = anyio.Path(path)
+    for _ in range(500):
+        if await file.exists() and (text := (await file.read_text()).strip()):
+            return int(text)
+        await anyio.sleep(0.01)
+    raise AssertionError(f"{path} was never written")
+
+
+async def test_exit_code_and_output_are_returned(tmp_path: Path) -> None:
+    result = await run_process(
+        ["bash", "-c", "echo out; echo err >&2; exit 3"], cwd=tmp_path, env=scrubbed_environment()
+    )
+    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (
+        3,
+        "out\n",
+        "err\n",
+        False,
+    )
+    assert result.duration > 0
+
+
+async def test_runs_in_the_given_directory_and_logs_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="treefork"):
+        result = await run_process(["pwd"], cwd=tmp_path, env=scrubbed_environment())
+    assert result.stdout.strip() == str(tmp_path)
+    assert f"Executing in worktree: {tmp_path}: pwd" in caplog.messages
+
+
+async def test_a_hung_step_is_killed_at_its_timeout_with_every_child(
+    tmp_path: Path, live_in_group: Callable[[int], list[int]]
+) -> None:
+    script = "echo $$ > pgid; sleep 300 & while true; do sleep 1; done"
+    with anyio.fail_after(10):
+        result = await run_process(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=scrubbed_environment(),
+            timeout=0.5,
+            kill_grace=0.5,
+        )
+    assert result.timed_out
+    assert result.exit_code is None
+    assert result.duration < 5
+    assert live_in_group(int((tmp_path / "pgid").read_text())) == []
+
+
+async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace(
+    tmp_path: Path, live_in_group: Callable[[int], list[int]]
+) -> None:
+    script = "echo $$ > pgid; bash -c 'trap \"\" TERM; sleep 300' & wait"
+    result = await run_process(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=scrubbed_environment(),
+        timeout=0.3,
+        kill_grace=0.3,
+    )
+    assert result.timed_out
+    assert live_in_group(int((tmp_path / "pgid").read_text())) == []
+
+
+async def test_a_background_child_holding_stdout_does_not_hang(
+    tmp_path: Path, live_in_group: Callable[[int], list[int]]
+) -> None:
+    script = "echo $$ > pgid; sleep 300 & echo started"
+    with anyio.fail_after(10):
+        result = await run_process(
+            ["bash", "-c", script], cwd=tmp_path, env=scrubbed_environment(), kill_grace=0.5
+        )
+    assert (result.exit_code, result.stdout, result.timed_out) == (0, "started\n", False)
+    assert live_in_group(int((tmp_path / "pgid").read_text())) == []
+
+
+async def test_cancellation_kills_the_group_and_propagates(
+    tmp_path: Path, live_in_group: Callable[[int], list[int]]
+) -> None:
+    script = "echo $$ > pgid; sleep 300 & sleep 300"
+    cancelled = False
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            nonlocal cancelled
+            try:
+                await run_process(
+                    ["bash", "-c", script], cwd=tmp_path, env=scrubbed_environment(), kill_grace=0.5
+                )
+            except anyio.get_cancelled_exc_class():
+                cancelled = True
+                raise
+
+        group.start_soon(run)
+        pgid = await _pgid_of(tmp_path / "pgid")
+        assert live_in_group(pgid)
+        group.cancel_scope.cancel()
+    assert cancelled
+    assert live_in_group(pgid) == []
+
+
+async def test_git_redirections_never_reach_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_DIR", "/elsewhere/.git")
+    monkeypatch.setenv("GIT_WORK_TREE", "/elsewhere")
+    leaky = {**os.environ, "GIT_INDEX_FILE": "/elsewhere/index"}
+    for env in (scrubbed_environment(), leaky):
+        result = await run_process(
+            ["bash", "-c", "echo ${GIT_DIR-unset} ${GIT_WORK_TREE-unset} ${GIT_INDEX_FILE-unset}"],
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.stdout == "unset unset unset\n"
+
+
+async def test_stdin_is_given_or_empty(tmp_path: Path) -> None:
+    given = await run_process(["cat"], cwd=tmp_path, env=scrubbed_environment(), stdin=b"data")
+    empty = await run_process(["cat"], cwd=tmp_path, env=scrubbed_environment())
+    assert (given.stdout, empty.stdout) == ("data", "")
+
+
+async def test_large_output_keeps_its_tail(tmp_path: Path) -> None:
+    result = await run_process(
+        ["bash", "-c", "seq 1 100000"], cwd=tmp_path, env=scrubbed_environment(), max_output=100
+    )
+    assert result.stdout.startswith("[... ")
+    assert result.stdout.endswith("99999\n100000\n")
+
+
+async def test_invalid_utf8_is_replaced(tmp_path: Path) -> None:
+    result = await run_process(
+        ["bash", "-c", "printf 'a\\xffb'"], cwd=tmp_path, env=scrubbed_environment()
+    )
+    assert result.stdout == "a\ufffdb"
+
+
+async def test_a_missing_program_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_process(["no-such-program-here"], cwd=tmp_path, env=scrubbed_environment())
