@@ -13,7 +13,6 @@ the user running treefork can. Give it only to models you trust with a shell.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -36,8 +35,6 @@ __all__ = (
     "write_file",
 )
 
-logger = logging.getLogger("treefork.agents")
-
 MAX_LISTED_FILES = 2000
 """Most paths :func:`list_files` returns."""
 MAX_READ_CHARACTERS = 200_000
@@ -47,6 +44,7 @@ MAX_SEARCH_MATCHES = 200
 MAX_COMMAND_OUTPUT = 20_000
 """Most characters of stdout, and of stderr, :func:`run_command` returns."""
 
+_MAX_COMMAND_BYTES_KEPT = 2**20
 _MAX_MATCH_LINE = 300
 _MAX_SEARCHED_FILE_BYTES = 2 * 2**20
 _BINARY_SNIFF_BYTES = 8192
@@ -243,9 +241,9 @@ async def run_command(
 ) -> str:
     """Run ``bash -c command`` with the worktree as working directory.
 
-    The environment is scrubbed of git redirections (:func:`scrubbed_environment`), stdin is
-    empty, and past ``command_timeout`` the whole process group is killed. This is not a sandbox:
-    the command can reach anything the user can.
+    The environment is scrubbed of git redirections (:func:`scrubbed_environment`), stdin
+    is ``/dev/null``, and past ``command_timeout`` the whole process group is killed. This
+    is not a sandbox: the command can reach anything the user can.
 
     Args:
         worktree: The agent's worktree (the working directory).
@@ -256,12 +254,12 @@ async def run_command(
     Returns:
         The exit code (or the timeout), stdout and stderr, as text for the model.
     """
-    logger.info("Executing in worktree: %s: %s", worktree, command)
+    # run_process logs "Executing in worktree: ..." and kills the whole group on timeout.
     result = await run_process(
         ["bash", "-c", command],
         cwd=worktree,
         env=scrubbed_environment(),
         timeout=command_timeout,
-        stdin=b"",
+        max_output=_MAX_COMMAND_BYTES_KEPT,
     )
     return describe_command_result(result, command_timeout, max_output)
