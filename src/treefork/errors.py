@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = (
     "BudgetExceededError",
@@ -174,6 +175,7 @@ class StepError(TreeforkError):
         exit_code: int | None = None,
         output_tail: str = "",
         worktree: str | Path | None = None,
+        usage: Any = None,
     ) -> None:
         self.phase = phase
         self.step = step
@@ -183,6 +185,8 @@ class StepError(TreeforkError):
         self.exit_code = exit_code
         self.output_tail = output_tail
         self.worktree = str(worktree) if worktree is not None else None
+        self.usage = usage
+        """Tokens and cost spent before the failure (a ``treefork.steps.Usage``), if known."""
         where = [f"phase {phase}"]
         if domain is not None:
             where.insert(0, f"domain {domain}")

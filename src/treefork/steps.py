@@ -158,6 +158,8 @@ class AgentContext:
     """The job the step belongs to."""
     prompt: str | None = None
     """The step's prompt with ``${...}`` references resolved, if it has one."""
+    allow_commits: bool = True
+    """False for read-only agents (``isolation: none``): they must not commit."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,3 +66,9 @@ def test_routing_never_fails_and_chooses_only_defined_domains(task: str) -> None
     names = _names(task)
     assert set(names) <= {"docs", "auth", "payments"}
     assert names == sorted(names, key=["docs", "auth", "payments"].index)
+
+
+def test_domains_without_keywords_or_paths_are_always_chosen() -> None:
+    domains = [*DOMAINS, DomainSpec("everything")]
+    selection = select_by_rules("make coffee", domains)
+    assert selection.choices == (("everything", "no keywords or paths: chosen for every task"),)

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Command modules register themselves on import.
-    from treefork.cli import demo  # noqa: F401
+    from treefork.cli import demo, run  # noqa: F401
 
 
 def main() -> None:

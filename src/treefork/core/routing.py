@@ -118,6 +118,8 @@ def path_matches(mention: str, pattern: str) -> bool:
 
 
 def _reason_for(task: str, mentions: Sequence[str], domain: DomainSpec) -> str | None:
+    if not domain.keywords and not domain.paths:
+        return "no keywords or paths: chosen for every task"
     reasons: list[str] = []
     for keyword in domain.keywords:
         if keyword.strip() and keyword_pattern(keyword).search(task):
@@ -137,6 +139,9 @@ def select_by_rules(
     task: str, domains: Sequence[DomainSpec], *, fallback: FallbackMode = "none"
 ) -> Selection:
     """Choose domains by keywords and path globs.
+
+    A domain with neither keywords nor paths is chosen for every task (a workflow file's
+    single domain, for instance).
 
     Args:
         task: The task in words.

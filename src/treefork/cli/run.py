@@ -1,0 +1,221 @@
+"""``treefork run``, ``validate`` and ``graph``: workflow files from the command line.
+
+Exit codes: 0 the job succeeded; 1 it ran but failed (or only partly succeeded); 2 invalid
+input (nothing executed, no worktree or branch created); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from langgraph.types import Command
+from rich.console import Console
+from rich.prompt import Confirm
+
+from treefork.cli.app import app
+from treefork.cli.progress import make_progress
+from treefork.cli.render import print_summary
+from treefork.errors import TreeforkError, WorkflowError
+from treefork.graph import build_graph
+from treefork.home import treefork_home
+
+__all__ = ("EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "job_report")
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_err = Console(stderr=True)
+
+
+def _load(file: Path) -> Any:
+    from treefork.workflow import load_workflow
+
+    try:
+        return load_workflow(file, env=dict(os.environ))
+    except WorkflowError as error:
+        _err.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except OSError as error:
+        _err.print(f"cannot read workflow {file}: {error.strerror or error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def validate(file: Path = typer.Argument(..., help="Workflow file (Prodigy or treefork format).")) -> None:
+    """Check a workflow file and report every problem with file:line:column."""
+    workflow = _load(file)
+    for warning in workflow.warnings:
+        _err.print(f"warning: {warning}", markup=False)
+    names = ", ".join(domain.name for domain in workflow.domains)
+    Console().print(f"{file}: valid {workflow.format} workflow, domains: {names}", markup=False)
+
+
+@app.command()
+def graph(
+    file: Path = typer.Argument(None, help="Workflow file; without it, the graph's shape alone."),
+) -> None:
+    """Print the graph as mermaid text."""
+    from treefork.domain import Domain, Map
+    from treefork.steps import Shell
+
+    domains = _load(file).domains if file else [Domain("domain", map=Map(input=[], agent=[Shell("true")]))]
+    compiled = build_graph(domains)
+    print(compiled.get_graph().draw_mermaid())
+
+
+@contextlib.asynccontextmanager
+async def _checkpointer(url: str | None, home: Path) -> AsyncIterator[Any]:
+    if url and url.startswith(("postgres://", "postgresql://")):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            await saver.setup()
+            yield saver
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = url.removeprefix("sqlite:///") if url else str(home / "checkpoints.sqlite")
+    async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        yield saver
+
+
+def job_report(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` object: one line a script can rely on."""
+    domains = {
+        name: {
+            "status": result["status"],
+            "succeeded": result["succeeded"],
+            "failed": result["failed"],
+            "skipped": result["skipped"],
+            "files_modified": result["files_modified"],
+            "tests_passed": result["tests_passed"],
+            "error": result["error"],
+        }
+        for name, result in (state.get("domain_results") or {}).items()
+    }
+    merge = state.get("merge") or {}
+    return {
+        "job_id": state.get("job_id"),
+        "status": state.get("status"),
+        "session_branch": state.get("session_branch"),
+        "merged": merge.get("status") == "merged",
+        "merge": merge,
+        "domains": domains,
+        "aggregated_files": state.get("aggregated_files", []),
+        "all_tests_passed": state.get("all_tests_passed", False),
+        "budget": state.get("budget"),
+        "failures": state.get("failures", []),
+        "dlq": sum(1 for failure in state.get("failures", []) if failure.get("item") is not None),
+        "routing_message": state.get("routing_message"),
+    }
+
+
+def _decide_interactively(summary: dict[str, Any], console: Console) -> Any:
+    console.print(
+        f"\nmerge review: job {summary['job_id']} is [bold]{summary['status']}[/]; "
+        f"{len(summary['files'])} files; review the result in {summary.get('session_worktree')}"
+    )
+    if summary["status"] == "failed":
+        if Confirm.ask("The job failed. Merge anyway (override)?", default=False, console=console):
+            return {"approve": True, "override": True}
+        return "reject"
+    return "approve" if Confirm.ask(f"Merge into {summary['target_branch']}?", default=True, console=console) else "reject"
+
+
+async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
+    home = treefork_home()
+    with make_progress(live=None if not options["json"] else False) as progress:
+        async with _checkpointer(options["checkpointer"], home) as saver:
+            compiled = build_graph(
+                workflow.domains,
+                max_parallel=options["max_parallel"] or workflow.max_parallel or 8,
+                budget=workflow.budget,
+                auto_approve=options["yes"],
+                checkpointer=saver,
+                event_sinks=[progress],
+            )
+            state_in: dict[str, Any] = {"task": options["task"], "repo": str(options["repo"])}
+            if options["job_id"]:
+                state_in["job_id"] = options["job_id"]
+            config: dict[str, Any] = {"configurable": {"thread_id": options["job_id"] or "pending"}}
+            state = await _start(compiled, state_in, config)
+            interrupts = state.get("__interrupt__") or []
+            if interrupts and not options["no_merge"] and sys.stdin.isatty() and not options["json"]:
+                decision = _decide_interactively(interrupts[0].value, console)
+                state = await compiled.ainvoke(Command(resume=decision), config)
+            elif interrupts:
+                snapshot = await compiled.aget_state(config)
+                state = dict(snapshot.values)
+                state["merge"] = {
+                    "status": "pending",
+                    "target_branch": state.get("base_branch"),
+                    "session_branch": state.get("session_branch"),
+                    "commit": None,
+                    "message": f"not merged yet: run `treefork merge {state.get('job_id')}` or "
+                    f"`git merge {state.get('session_branch')}`",
+                }
+    return dict(state)
+
+
+async def _start(compiled: Any, state_in: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    # The job id is the thread id, so `treefork resume JOB` finds the checkpoint. A job id
+    # chosen by the supervisor is not known before it runs: pick it here instead.
+    from treefork.nodes.supervisor import new_job_id
+
+    job_id = state_in.setdefault("job_id", new_job_id())
+    config["configurable"]["thread_id"] = job_id
+    return dict(await compiled.ainvoke(state_in, config))
+
+
+def _exit_code(state: dict[str, Any]) -> int:
+    return EXIT_OK if state.get("status") in ("succeeded", "skipped") else EXIT_FAILED
+
+
+@app.command()
+def run(
+    file: Path = typer.Argument(..., help="Workflow file (Prodigy MapReduce or treefork format)."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The git repository to work on."),
+    task: str = typer.Option(None, "--task", help="The task (default: the workflow's task or name)."),
+    max_parallel: int = typer.Option(None, "--max-parallel", min=1, help="Agents at once, all domains."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Merge without asking (never a failed job)."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="Stop before merging; merge later."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
+    job_id: str = typer.Option(None, "--job-id", help="Job id (default: generated)."),
+    checkpointer: str = typer.Option(None, "--checkpointer", help="postgres://... or sqlite:///path."),
+) -> None:
+    """Run a workflow file on a repository."""
+    if yes and no_merge:
+        _err.print("--yes and --no-merge exclude each other")
+        raise typer.Exit(EXIT_INVALID)
+    workflow = _load(file)
+    console = Console(stderr=as_json)
+    options = {
+        "repo": repo.resolve(), "task": task or workflow.task or workflow.name, "max_parallel": max_parallel,
+        "yes": yes, "no_merge": no_merge, "json": as_json, "job_id": job_id, "checkpointer": checkpointer,
+    }
+    try:
+        state = asyncio.run(_execute(workflow, options, console))
+    except KeyboardInterrupt:
+        _err.print("interrupted: finished agents are recorded; resume with `treefork resume JOB`")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except TreeforkError as error:
+        _err.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INVALID if _is_input_error(error) else EXIT_FAILED) from None
+    if as_json:
+        print(json.dumps(job_report(state), default=str))
+    else:
+        print_summary(state, console)
+    raise typer.Exit(_exit_code(state))
+
+
+def _is_input_error(error: TreeforkError) -> bool:
+    from treefork.errors import DefinitionError, InputError, RepositoryError
+
+    return isinstance(error, InputError | RepositoryError | DefinitionError)
