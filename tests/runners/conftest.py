@@ -6,8 +6,11 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from treefork.runners.steps import StepContext
 
 
 def run_git(cwd: Path, *args: str) -> str:
@@ -58,3 +61,21 @@ def _live_processes_in_group(pgid: int) -> list[int]:
 def live_in_group() -> Callable[[int], list[int]]:
     """``live_in_group(pgid)``: pids of the group's processes that still run."""
     return _live_processes_in_group
+
+
+@pytest.fixture
+def make_context(worktree: Path) -> Callable[..., StepContext]:
+    """``make_context(**fields)``: a map-phase StepContext in the test repository."""
+
+    def make(**fields: Any) -> StepContext:
+        values: dict[str, Any] = {
+            "phase": "map",
+            "domain": "docs",
+            "job_id": "job1",
+            "worktree": worktree,
+            "variables": {},
+        }
+        values.update(fields)
+        return StepContext(**values)
+
+    return make
