@@ -1,0 +1,305 @@
+"""From a validated workflow document to treefork's objects (:class:`Workflow`).
+
+Runs only on documents without problems, so it trusts the schema and the checks. How
+Prodigy's fields map:
+
+- ``setup`` / ``reduce`` / ``merge`` steps → :mod:`treefork.steps` objects; a phase
+  ``timeout`` becomes the timeout of each of its steps that has none (with a warning).
+- ``setup.capture_outputs: {NAME: index}`` → ``capture=NAME`` on that setup step.
+- ``map`` → :class:`treefork.domain.Map`: ``agent_template`` → ``agent``,
+  ``agent_timeout_secs`` (or ``timeout_config.agent_timeout_secs``) → ``agent_timeout``,
+  ``max_parallel`` resolved from the env, ``input`` with env references replaced; the input
+  string is kept otherwise (the engine reads an existing file or a ``.json`` name as a
+  file, anything else as a command).
+- ``error_policy`` and its top-level shortcuts → :class:`treefork.domain.ErrorPolicy`;
+  ``retry_config.max_attempts`` → ``max_retries`` (attempts after the first).
+- ``capture: NAME`` / ``capture_output: NAME`` → ``capture``; ``capture_output: true`` and
+  ``capture: shell.output`` need nothing (``${shell.output}`` is always there after a shell
+  step); ``capture_streams`` → ``stdout``/``stderr``/``both``.
+- ``on_failure`` (a step, a list, or ``{claude/shell, max_attempts, fail_workflow}``) →
+  ``on_failure`` steps; ``retry`` (a number or a mapping) → :class:`treefork.steps.Retry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+from treefork.core.naming import is_valid_name
+from treefork.domain import Budget, Domain, ErrorPolicy, Map
+from treefork.steps import Claude, Retry, Shell, Step, WriteFile
+from treefork.workflow.checks import ResolvedEnv, parse_file_mode
+from treefork.workflow.env import env_text, resolve_count, substitute_env
+from treefork.workflow.layout import domain_layouts, handler_steps, phase_steps
+from treefork.workflow.model import Workflow
+from treefork.workflow.schema import (
+    CaptureOutputSpec,
+    CaptureStreamsSpec,
+    DomainSpec,
+    ErrorPolicySpec,
+    MapSpec,
+    PhaseSpec,
+    ProdigyWorkflowSpec,
+    RetrySpec,
+    SetupSpec,
+    StepSpec,
+    TreeforkWorkflowSpec,
+)
+from treefork.workflow.source import DataPath, SourceMap
+
+__all__ = ("compile_workflow", "domain_name_for")
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class _Options(TypedDict):
+    name: str | None
+    timeout: float | None
+    commit_required: bool
+    on_failure: tuple[Step, ...]
+    capture: str | None
+    capture_format: Any
+    capture_streams: Any
+    retry: Retry | None
+    env: dict[str, str]
+    when: str | None
+    working_dir: str | None
+
+
+def domain_name_for(name: str) -> str:
+    """A usable domain name for a Prodigy workflow's ``name`` (unsafe characters → ``-``)."""
+    if is_valid_name(name):
+        return name
+    cleaned = _UNSAFE_NAME.sub("-", name).replace("..", "-").strip("-.")[:64].rstrip(".-")
+    return cleaned.removesuffix(".lock") or "workflow"
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _capture_name(spec: StepSpec) -> str | None:
+    for name in (spec.capture, spec.capture_output):
+        if isinstance(name, str) and name != "shell.output":
+            return name
+    return None
+
+
+def _streams(spec: StepSpec) -> str:
+    streams = spec.capture_streams
+    if not isinstance(streams, CaptureStreamsSpec):
+        return streams or "stdout"
+    if streams.stdout and streams.stderr:
+        return "both"
+    return "stderr" if streams.stderr else "stdout"
+
+
+def _retry(spec: RetrySpec | None) -> Retry | None:
+    if spec is None:
+        return None
+    # "exponential" is what treefork always does: start at the default 1s and double.
+    backoff = spec.backoff if isinstance(spec.backoff, float) else 1.0
+    return Retry(attempts=spec.attempts, backoff=backoff, max_delay=spec.max_delay)
+
+
+def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
+    handlers = spec.on_failure.steps if spec.on_failure else ()
+    return _Options(
+        name=spec.name,
+        timeout=spec.timeout if spec.timeout is not None else default_timeout,
+        commit_required=spec.commit_required,
+        on_failure=tuple(compile_step(handler) for handler in handlers),
+        capture=_capture_name(spec),
+        capture_format=spec.capture_format or "string",
+        capture_streams=_streams(spec),
+        retry=_retry(spec.retry),
+        env={name: env_text(value) for name, value in spec.env.items()},
+        when=spec.when,
+        working_dir=spec.working_dir,
+    )
+
+
+def compile_step(spec: StepSpec, default_timeout: float | None = None) -> Step:
+    """One step (exactly one of shell, claude or write_file, as the checks ensured)."""
+    options = _options(spec, default_timeout)
+    if spec.shell is not None:
+        return Shell(command=spec.shell, **options)
+    if spec.claude is not None:
+        return Claude(prompt=spec.claude, **options)
+    if spec.write_file is None:
+        raise ValueError("a step needs one of shell, claude or write_file")
+    write = spec.write_file
+    mode = parse_file_mode(write.mode)
+    if mode is None:
+        return WriteFile(path=write.path, content=write.content, **options)
+    return WriteFile(path=write.path, content=write.content, mode=mode, **options)
+
+
+def _phase(spec: PhaseSpec | None, timeout: float | None = None) -> tuple[Step, ...]:
+    if spec is None:
+        return ()
+    return tuple(compile_step(step, timeout) for step in spec.commands)
+
+
+def _setup(spec: SetupSpec | None) -> tuple[Step, ...]:
+    steps = list(_phase(spec, spec.timeout if spec else None))
+    for name, target in (spec.capture_outputs if spec else {}).items():
+        index = target.command_index if isinstance(target, CaptureOutputSpec) else target
+        capture_format = target.format if isinstance(target, CaptureOutputSpec) else "string"
+        steps[index] = dataclasses.replace(
+            steps[index], capture=name, capture_format=capture_format
+        )
+    return tuple(steps)
+
+
+# --------------------------------------------------------------------------- map and policy
+
+
+def _map(spec: MapSpec, resolved: ResolvedEnv, domain: str) -> Map:
+    chain = resolved.chain(domain)
+    options: dict[str, Any] = {}
+    max_parallel, _ = resolve_count(spec.max_parallel, chain)
+    if max_parallel is not None:
+        options["max_parallel"] = max_parallel
+    if spec.isolation is not None:
+        options["isolation"] = spec.isolation
+    timeout_config = spec.timeout_config
+    agent_timeout = spec.agent_timeout_secs or (
+        timeout_config.agent_timeout_secs if timeout_config else None
+    )
+    return Map(
+        input=substitute_env(spec.input, chain)[0],
+        agent=_phase(spec.agent_template),
+        json_path=spec.json_path,
+        filter=spec.filter,
+        sort_by=spec.sort_by,
+        offset=spec.offset,
+        max_items=spec.max_items,
+        distinct=spec.distinct,
+        agent_timeout=agent_timeout,
+        **options,
+    )
+
+
+def _policy_values(spec: ErrorPolicySpec | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    values = {
+        name: getattr(spec, name)
+        for name in (
+            "on_item_failure",
+            "continue_on_failure",
+            "max_failures",
+            "failure_threshold",
+            "max_retries",
+        )
+        if getattr(spec, name) is not None
+    }
+    if spec.retry_config is not None and "max_retries" not in values:
+        values["max_retries"] = spec.retry_config.max_attempts - 1
+    return values
+
+
+def _error_policy(
+    workflow: ProdigyWorkflowSpec | TreeforkWorkflowSpec, domain: ErrorPolicySpec | None = None
+) -> ErrorPolicy:
+    shortcuts = {
+        name: getattr(workflow, name)
+        for name in ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
+        if getattr(workflow, name) is not None
+    }
+    values = {**shortcuts, **_policy_values(workflow.error_policy), **_policy_values(domain)}
+    return ErrorPolicy(**values)
+
+
+# --------------------------------------------------------------------------- domains
+
+
+def _prodigy_domain(spec: ProdigyWorkflowSpec, resolved: ResolvedEnv) -> Domain:
+    name = domain_name_for(spec.name)
+    return Domain(
+        name,
+        setup=_setup(spec.setup),
+        map=_map(spec.map, resolved, spec.name),
+        reduce=_phase(spec.reduce, spec.reduce.timeout if spec.reduce else None),
+        env=resolved.domains.get(spec.name, resolved.workflow),
+        error_policy=_error_policy(spec),
+    )
+
+
+def _treefork_domain(
+    name: str, spec: DomainSpec, workflow: TreeforkWorkflowSpec, resolved: ResolvedEnv
+) -> Domain:
+    return Domain(
+        name,
+        keywords=spec.keywords,
+        paths=spec.paths,
+        setup=_setup(spec.setup),
+        map=_map(spec.map, resolved, name),
+        reduce=_phase(spec.reduce, spec.reduce.timeout if spec.reduce else None),
+        tests=spec.tests,
+        critical=spec.critical,
+        description=spec.description,
+        env=resolved.domains.get(name, resolved.workflow),
+        error_policy=_error_policy(workflow, spec.error_policy),
+        on_worktree_create=spec.on_worktree_create,
+        worktree_include=spec.worktree_include,
+    )
+
+
+def _origins(data: Any, source: SourceMap, names: Sequence[str]) -> dict[str, str]:
+    origins: dict[str, str] = {}
+
+    def record(prefix: str, path: DataPath) -> None:
+        for index, at in enumerate(phase_steps(data, path)):
+            _record_step(origins, f"{prefix}[{index}]", at, source)
+
+    for layout, name in zip(domain_layouts(data), names, strict=False):
+        record(f"{name}.setup", layout.at("setup"))
+        record(f"{name}.map.agent", layout.at("map", "agent_template"))
+        record(f"{name}.reduce", layout.at("reduce"))
+    record("merge", ("merge",))
+    return origins
+
+
+def _record_step(origins: dict[str, str], key: str, at: Any, source: SourceMap) -> None:
+    origins[key] = source.where(at.path)
+    for index, handler in enumerate(handler_steps(at)):
+        _record_step(origins, f"{key}.on_failure[{index}]", handler, source)
+
+
+def compile_workflow(
+    spec: ProdigyWorkflowSpec | TreeforkWorkflowSpec,
+    *,
+    path: Path,
+    data: Any,
+    source: SourceMap,
+    resolved: ResolvedEnv,
+    warnings: Sequence[str],
+) -> Workflow:
+    """Build the :class:`Workflow` of a document that passed every check."""
+    if isinstance(spec, ProdigyWorkflowSpec):
+        domains: tuple[Domain, ...] = (_prodigy_domain(spec, resolved),)
+        name = spec.name
+    else:
+        domains = tuple(
+            _treefork_domain(domain_name, domain, spec, resolved)
+            for domain_name, domain in spec.domains.items()
+        )
+        name = spec.name or path.stem
+    budget = spec.budget
+    return Workflow(
+        path=path,
+        name=name,
+        format="prodigy" if isinstance(spec, ProdigyWorkflowSpec) else "treefork",
+        task=spec.task,
+        budget=Budget(budget.tokens, budget.cost, budget.agent_runs) if budget else None,
+        max_parallel=resolve_count(spec.max_parallel, resolved.chain(None))[0],
+        env=dict(resolved.workflow),
+        domains=domains,
+        merge=_phase(spec.merge, spec.merge.timeout if spec.merge else None),
+        warnings=tuple(warnings),
+        origins=_origins(data, source, [domain.name for domain in domains]),
+    )

@@ -1,0 +1,168 @@
+"""Loading a workflow file: read, parse, validate everything at once, compile.
+
+:func:`parse_workflow` does all of it on text (no I/O) and is what the tests exercise;
+:func:`load_workflow` reads the file and calls it; :func:`validate_workflow` returns the
+problems instead of raising. A workflow that cannot be used always ends in one
+:class:`treefork.errors.WorkflowError` listing every problem with its ``file:line:col``,
+sorted by position; never in another exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from treefork.core.validation import validate_definition
+from treefork.errors import Problem, WorkflowError
+from treefork.workflow.checks import Findings, check_document, resolve_envs
+from treefork.workflow.compile import compile_workflow, domain_name_for
+from treefork.workflow.diagnostics import schema_problems
+from treefork.workflow.layout import workflow_format
+from treefork.workflow.model import Workflow
+from treefork.workflow.schema import ProdigyWorkflowSpec, TreeforkWorkflowSpec
+from treefork.workflow.source import SourceMap, parse_yaml
+
+__all__ = ("load_workflow", "parse_workflow", "validate_workflow")
+
+
+def _sort_key(problem: Problem) -> tuple[int, int, str]:
+    parts = problem.where.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2]), problem.message
+    return 0, 0, problem.message
+
+
+def _schema(data: Any) -> type[ProdigyWorkflowSpec | TreeforkWorkflowSpec]:
+    return TreeforkWorkflowSpec if workflow_format(data) == "treefork" else ProdigyWorkflowSpec
+
+
+def _validate_schema(
+    data: Any, source: SourceMap
+) -> tuple[ProdigyWorkflowSpec | TreeforkWorkflowSpec | None, list[Problem]]:
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        message = "a workflow file is a mapping with name, mode and map (or domains); this one is"
+        return None, [Problem(source.where(()), f"{message} {kind}")]
+    model: type[BaseModel] = _schema(data)
+    try:
+        return _schema(data).model_validate(data), []
+    except ValidationError as error:
+        return None, schema_problems(error, model, data, source)
+
+
+def _definition_problems(workflow: Workflow, source: SourceMap) -> list[Problem]:
+    """Problems the engine's own validation still finds (a safety net: normally none)."""
+    problems = validate_definition(
+        workflow.domains, max_parallel=workflow.max_parallel or 1, budget=workflow.budget
+    )
+    return [
+        Problem(source.where(()), f"{problem.where}: {problem.message}") for problem in problems
+    ]
+
+
+def _name_warnings(workflow: Workflow, source: SourceMap) -> list[str]:
+    if workflow.format != "prodigy" or domain_name_for(workflow.name) == workflow.name:
+        return []
+    return [
+        f"{source.where(('name',))}: name: {workflow.name!r} is used as the domain name "
+        f"{domain_name_for(workflow.name)!r} (branch names allow letters, digits, '.', '_', '-')"
+    ]
+
+
+def parse_workflow(
+    text: str, *, path: Path | str, env: Mapping[str, str] | None = None
+) -> Workflow:
+    """Parse, check and compile workflow text.
+
+    Args:
+        text: The YAML.
+        path: The file it came from (named in problems and kept in the result).
+        env: The process environment for ``${NAME}`` references in ``env`` values and
+            ``max_parallel`` (none when omitted).
+
+    Returns:
+        The compiled workflow.
+
+    Raises:
+        WorkflowError: Every problem in the file, each at ``file:line:col``.
+    """
+    name = str(path)
+    document = parse_yaml(text, name=name)
+    data, source = document.data, document.source
+    spec, problems = _validate_schema(data, source)
+    findings = check_document(data, source, env or {})
+    problems = sorted([*problems, *findings.problems], key=_sort_key)
+    if spec is None or problems:
+        raise WorkflowError(name, problems)
+    resolved, _, _ = resolve_envs(data, env or {})
+    workflow = compile_workflow(
+        spec,
+        path=Path(path),
+        data=data,
+        source=source,
+        resolved=resolved,
+        warnings=[*document.repairs, *_unique(findings)],
+    )
+    safety_net = _definition_problems(workflow, source)
+    if safety_net:
+        raise WorkflowError(name, safety_net)
+    extra = _name_warnings(workflow, source)
+    if not extra:
+        return workflow
+    return dataclasses.replace(workflow, warnings=(*workflow.warnings, *extra))
+
+
+def _unique(findings: Findings) -> list[str]:
+    return list(dict.fromkeys(findings.warnings))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise WorkflowError(path, [Problem(str(path), "no such file")]) from error
+    except IsADirectoryError as error:
+        raise WorkflowError(path, [Problem(str(path), "is a directory, not a file")]) from error
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text (byte {error.start}: {error.reason})"
+        raise WorkflowError(path, [Problem(str(path), message)]) from error
+    except OSError as error:
+        message = f"cannot read: {error.strerror or error}"
+        raise WorkflowError(path, [Problem(str(path), message)]) from error
+
+
+def load_workflow(path: Path | str, *, env: Mapping[str, str] | None = None) -> Workflow:
+    """Load a workflow file (Prodigy's MapReduce format or treefork's).
+
+    Args:
+        path: The YAML file.
+        env: The process environment used for ``max_parallel: ${NAME}`` and ``${NAME}``
+            in env values; ``os.environ`` when omitted.
+
+    Returns:
+        The compiled workflow; :attr:`Workflow.warnings` lists features it does not honour.
+
+    Raises:
+        WorkflowError: The file cannot be read or is invalid; lists every problem.
+    """
+    file = Path(path)
+    return parse_workflow(_read(file), path=path, env=dict(os.environ) if env is None else env)
+
+
+def validate_workflow(path: Path | str, *, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """The problems of a workflow file (empty when it loads).
+
+    Args:
+        path: The YAML file.
+        env: As for :func:`load_workflow`.
+    """
+    try:
+        load_workflow(path, env=env)
+    except WorkflowError as error:
+        return list(error.problems)
+    return []
