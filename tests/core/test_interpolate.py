@@ -261,6 +261,38 @@ def test_arithmetic_accepts_integers_only(tmp_path: Path) -> None:
         render_shell("echo $(( ${item} ))", {"item": "a[$(touch canary)]"})
 
 
+HOSTILE_INDEX = "x[$(touch canary)]"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "a[${item}]=1",
+        "a[1+${item}]+=1",
+        "echo ${a[${item}]}",
+        'echo "${a[${item}]}"',
+        "[[ ${item} -gt 5 ]]",
+        '[[ 5 -le "${item}" ]]',
+        "[[ $n -eq '${item}' ]]",
+    ],
+)
+def test_arithmetic_positions_of_bash_refuse_non_integers(script: str, tmp_path: Path) -> None:
+    with pytest.raises(InterpolationError, match="not an integer"):
+        render_shell(script, {"item": HOSTILE_INDEX})
+    rendered = render_shell(script + " || true", {"item": "7"})
+    run_bash(rendered, tmp_path)
+
+
+def test_associative_keys_and_plain_tests_take_any_value(tmp_path: Path) -> None:
+    script = (
+        'declare -A seen; seen[${item}]=1; printf \'%s|\' "${!seen[@]}" "${seen[${item}]}"; '
+        "[[ ${item} == '${item}' ]] && printf ok; [ 1 -eq 1 ] && echo file[${item}]"
+    )
+    output = run_bash(render_shell(script, {"item": HOSTILE_INDEX}), tmp_path)
+    assert output == f"{HOSTILE_INDEX}|1|okfile[{HOSTILE_INDEX}]\n"
+    assert not (tmp_path / "canary").exists()
+
+
 def test_defaults_apply_when_the_variable_or_field_is_missing(tmp_path: Path) -> None:
     scope = {"map": {"total": 2}}
     script = "echo ${map.duration|default:unknown} ${missing:-none} ${map.total:-x} '${other:-a b}'"

@@ -36,8 +36,13 @@ environment variable that rule 1 would otherwise claim. References inside shell 
 are left alone. In :func:`render_text`, ``$${`` writes a literal ``${`` and an unbraced
 ``$NAME`` (upper case) is replaced when ``NAME`` is in scope (Prodigy's ``$PROJECT_NAME``).
 
-Inside ``$((...))`` and ``((...))`` bash evaluates text as an arithmetic expression, which
-can run commands (``a[$(cmd)]``), so a value used there must be an integer.
+Where bash evaluates text as an arithmetic expression, text can run commands
+(``x[$(cmd)]``), so a value placed there must be an integer: inside ``$((...))``,
+``((...))`` and ``$[...]``, in the subscript of an indexed array (``a[${i}]=``,
+``${a[${i}]}``; keys of arrays the script declares with ``declare -A`` take any value), and
+beside ``-eq``, ``-ne``, ``-lt``, ``-le``, ``-gt``, ``-ge`` inside ``[[ ... ]]``. What the
+script itself later does with a value (``let``, ``declare -i``, ``$((var))`` of a variable
+holding it, ``eval``) is the script's own business.
 
 Large values
 ------------
@@ -395,10 +400,23 @@ _DECLARING = re.compile(
     r"\b(?:read|local|export|declare|typeset|readonly|mapfile|readarray|getopts|printf)\b"
     r"([^;&|\n<>]*)"
 )
+_ASSOCIATIVE = re.compile(
+    rf"\b(?:declare|local|typeset|readonly)((?:\s+-[A-Za-z]+)*\s+-[a-zA-Z]*A[a-zA-Z]*"
+    rf"(?:\s+-[A-Za-z]+)*)\s+({_NAME}(?:\s+{_NAME})*)"
+)
+_ARITHMETIC_TEST = r"-(?:eq|ne|lt|le|gt|ge)"
+_ARITHMETIC_TEST_BEFORE = re.compile(rf"\s{_ARITHMETIC_TEST}\s+[\"']?$")
+_ARITHMETIC_TEST_AFTER = re.compile(rf"[\"']?\s+{_ARITHMETIC_TEST}\s")
 _WORD_NAME = re.compile(rf"(?<![\w$\-]){_NAME}")
 _BLANKS = " \t"
 _METACHARACTERS = " \t\n;&|<>()"
 _WORD_START_AFTER = " \t\n;&|()<>"
+
+
+def _associative_arrays(template: str) -> frozenset[str]:
+    return frozenset(
+        name for match in _ASSOCIATIVE.finditer(template) for name in match.group(2).split()
+    )
 
 
 def _shell_names(template: str) -> frozenset[str]:
@@ -439,6 +457,10 @@ class _ShellRenderer:
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     env_bytes: int = 0
+    test_depth: int = 0
+    """How many ``[[ ... ]]`` enclose the position (their -eq, -lt, ... are arithmetic)."""
+    associative: frozenset[str] = frozenset()
+    """Arrays the script declares associative (``declare -A``)."""
 
     # -- plumbing
 
@@ -487,7 +509,10 @@ class _ShellRenderer:
         if value is None:
             self.pieces.append(match.group(0))
             return True
-        if context == "arithmetic" and not _INTEGER.fullmatch(value.strip()):
+        arithmetic = context == "arithmetic" or (
+            self.test_depth > 0 and self._beside_arithmetic_test(match.start(), match.end())
+        )
+        if arithmetic and not _INTEGER.fullmatch(value.strip()):
             raise InterpolationError(
                 reference.expression,
                 f"its value {value[:40]!r} is not an integer, and bash would evaluate it "
@@ -496,6 +521,13 @@ class _ShellRenderer:
         self.pieces.append(_insertion(self._bind(value, reference.expression), context))
         return True
 
+    def _beside_arithmetic_test(self, start: int, end: int) -> bool:
+        before = self.template[max(0, start - 40) : start]
+        return bool(
+            _ARITHMETIC_TEST_BEFORE.search(before)
+            or _ARITHMETIC_TEST_AFTER.match(self.template, end)
+        )
+
     # -- contexts
 
     def scan_commands(self, closer: str | None) -> None:
@@ -503,28 +535,59 @@ class _ShellRenderer:
         depth = 0
         while self.position < self.end:
             char = self.template[self.position]
-            if closer == "`" and char == "`":
+            if char == closer and (closer == "`" or depth == 0):
                 self._copy()
                 return
             if char == ")" and closer == ")":
-                if depth == 0:
-                    self._copy()
-                    return
                 depth -= 1
                 self._copy()
             elif char == "(":
                 depth += self._command_paren()
-            elif char == "\n":
-                self._copy()
-                self._read_heredocs()
-            elif char == "#" and self._at_word_start():
-                self._comment()
-            elif self._peek("<<<"):
-                self._copy(3)  # a here-string, not a heredoc
-            elif self._peek("<<"):
-                self._heredoc_operator()
             else:
-                self._word_character("bare")
+                self._command_character(char)
+
+    def _command_character(self, char: str) -> None:
+        if char == "\n":
+            self._copy()
+            self._read_heredocs()
+        elif char == "#" and self._at_word_start():
+            self._comment()
+        elif self._peek("<<<"):
+            self._copy(3)  # a here-string, not a heredoc
+        elif self._peek("<<"):
+            self._heredoc_operator()
+        elif self._peek("[[") and self._at_word_start():
+            self.test_depth += 1
+            self._copy(2)
+        elif self._peek("]]") and self._at_word_start() and self.test_depth:
+            self.test_depth -= 1
+            self._copy(2)
+        elif not (char == "[" and self._assignment_subscript()):
+            self._word_character("bare")
+
+    def _assignment_subscript(self) -> bool:
+        """``name[...]=``: the subscript of an indexed array is evaluated as arithmetic."""
+        name = re.search(
+            rf"(?:^|[{re.escape(_WORD_START_AFTER)}])({_NAME})$", self.template[: self.position]
+        )
+        if name is None:
+            return False
+        close = self.template.find("]", self.position, self.end)
+        if close < 0 or not self.template.startswith(("]=", "]+="), close):
+            return False
+        self._copy()
+        self._scan_subscript(name.group(1), "bare")
+        return True
+
+    def _scan_subscript(self, array: str, context: Context) -> None:
+        """Up to the closing ``]``: arithmetic, unless the script declares the array
+        associative (then its keys are plain words)."""
+        if array not in self.associative:
+            self._scan_arithmetic("]")
+            return
+        while self.position < self.end and not self._peek("]"):
+            self._word_character(context)
+        self._copy()
 
     def _command_paren(self) -> int:
         """``((`` starts an arithmetic command; any other ``(`` nests (returns 1)."""
@@ -622,6 +685,9 @@ class _ShellRenderer:
             )
         self._copy(2)
         context: Context = "double" if in_double_quotes else "bare"
+        if name and self.template.startswith("[", name.end()):
+            self._copy(name.end() + 1 - self.position)
+            self._scan_subscript(name.group(0), context)
         while self.position < self.end:
             char = self.template[self.position]
             if char == "}":
@@ -806,7 +872,13 @@ def render_shell(template: str, scope: Mapping[str, Any]) -> RenderedShell:
         InterpolationError: A reference cannot be resolved, a value holds a NUL byte, or a
             non-integer value is used inside ``$((...))``.
     """
-    renderer = _ShellRenderer(template, scope, _shell_names(template), end=len(template))
+    renderer = _ShellRenderer(
+        template,
+        scope,
+        _shell_names(template),
+        end=len(template),
+        associative=_associative_arrays(template),
+    )
     while renderer.position < renderer.end:
         renderer.scan_commands(None)
         if renderer.position < renderer.end:  # a stray ")" at top level
