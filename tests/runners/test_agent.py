@@ -157,3 +157,14 @@ async def test_a_plain_function_agent_is_accepted(make_context: MakeContext) -> 
 )
 def test_normalise_agent_result(value: Any, expected: tuple[str, Usage, dict[str, Any]]) -> None:
     assert normalise_agent_result(value) == expected
+
+
+async def test_an_agent_step_error_keeps_what_it_spent(make_context: MakeContext) -> None:
+    async def agent(context: AgentContext) -> str:
+        assert context.allow_commits is False
+        raise StepError(phase="map", step="inner", reason="gave up", usage=Usage(5, 6, 0.7))
+
+    outcome = await run_steps([AgentStep(agent)], make_context(allow_commits=False))
+    assert outcome.usage == Usage(5, 6, 0.7)
+    assert outcome.error is not None and outcome.error.usage == Usage(5, 6, 0.7)
+    assert "gave up" in str(outcome.error)

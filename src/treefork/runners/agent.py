@@ -1,10 +1,12 @@
 """Agent steps: any async callable, or a LangChain ``Runnable`` (a compiled LangGraph graph).
 
 A Runnable is called as ``await agent.ainvoke(payload)`` with the payload
-``{"item", "item_id", "item_index", "worktree", "variables", "prompt"}`` plus, when the step
-has a prompt, ``"messages": [{"role": "user", "content": prompt}]`` (so a prebuilt chat
-agent works as it is; graphs ignore input keys they do not declare). Anything else is
-called with the :class:`~treefork.steps.AgentContext`.
+``{"item", "item_id", "item_index", "worktree", "variables", "prompt", "allow_commits"}``
+plus, when the step has a prompt, ``"messages": [{"role": "user", "content": prompt}]`` (so
+a prebuilt chat agent works as it is; graphs ignore input keys they do not declare).
+Anything else is called with the :class:`~treefork.steps.AgentContext`. A
+:class:`~treefork.errors.StepError` the agent raises passes through as it is, its ``usage``
+counted.
 
 What it returns becomes output, usage and variables (:func:`normalise_agent_result`).
 """
@@ -111,6 +113,7 @@ async def _call(step: AgentStep, agent_context: AgentContext) -> Any:
             "worktree": str(agent_context.worktree),
             "variables": dict(agent_context.variables),
             "prompt": agent_context.prompt,
+            "allow_commits": agent_context.allow_commits,
         }
         if agent_context.prompt is not None:
             payload["messages"] = [{"role": "user", "content": agent_context.prompt}]
@@ -148,6 +151,7 @@ async def run_agent(step: AgentStep, context: StepContext, scope: Mapping[str, A
         domain=context.domain,
         job_id=context.job_id,
         prompt=prompt,
+        allow_commits=context.allow_commits,
     )
     limit = time_limit(context, step)
     with anyio.move_on_after(limit) as deadline:

@@ -194,8 +194,9 @@ async def _attempt(
     scope = interpolation_scope(context, env)  # again each time: ``shell`` may have changed
     try:
         run = await _dispatch(step, context, scope, env)
-    except StepError as error:
-        return StepRun(error=error)
+    except StepError as error:  # an agent's own StepError may say what it spent
+        spent = error.usage if isinstance(error.usage, Usage) else Usage()
+        return StepRun(usage=spent, error=error)
     if run.error is None and step.commit_required and await _head(context) == head:
         failure = make_error(
             context,
@@ -292,6 +293,7 @@ def _with_reason(error: StepError, reason: str) -> StepError:
         exit_code=error.exit_code,
         output_tail=error.output_tail,
         worktree=error.worktree,
+        usage=error.usage,
     )
     renewed.__cause__ = error.__cause__
     return renewed
@@ -335,6 +337,8 @@ def _finish(
         return result, None
     run = progress.run
     error = run.error
+    if error is not None:
+        error.usage = progress.usage  # everything the step spent, retries and handlers included
     message = str(error) if error is not None else progress.handled
     result = StepResult(
         label=step.label,
