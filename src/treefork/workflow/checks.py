@@ -113,6 +113,12 @@ def parse_file_mode(mode: Any) -> int | None:
     return int(text, 8)
 
 
+def _captures(step: Any) -> bool:
+    if not isinstance(step, dict):
+        return False
+    return isinstance(step.get("capture"), str) or isinstance(step.get("capture_output"), str)
+
+
 @dataclass
 class _Checker:
     data: Any
@@ -133,6 +139,10 @@ class _Checker:
             f"{self.source.where(path, key=True)}: {dotted(path)}: {message}"
         )
 
+    def list_at(self, path: DataPath) -> list[Any]:
+        value = get(self.data, path)
+        return value if isinstance(value, list) else []
+
     # -- steps
 
     def check_step(self, at: StepAt) -> None:
@@ -147,9 +157,11 @@ class _Checker:
                 key=True,
             )
         for kind in ("shell", "claude"):
-            value = at.step.get(kind)
-            if isinstance(value, str) and not value.strip():
+            value = at.step.get(kind, "-")
+            if value is None or (isinstance(value, str) and not value.strip()):
                 self.problem((*at.path, kind), f"the {kind} command is empty")
+        if "write_file" in at.step and at.step["write_file"] is None:
+            self.problem((*at.path, "write_file"), "write_file needs path and content")
         self.check_capture(at)
         self.check_mode(at)
 
@@ -186,16 +198,23 @@ class _Checker:
             self.check_capture_outputs(path, block)
 
     def check_capture_outputs(self, path: DataPath, block: dict[str, Any]) -> None:
-        count = len(block.get("commands") or [])
+        commands = self.list_at((*path, "commands"))
+        taken: dict[int, str] = {}
         for name, spec in block["capture_outputs"].items():
-            self.check_variable_name((*path, "capture_outputs", name), str(name))
+            where = (*path, "capture_outputs", name)
+            self.check_variable_name(where, str(name))
             index = spec.get("command_index") if isinstance(spec, dict) else spec
-            if isinstance(index, int) and not isinstance(index, bool) and index >= count:
-                self.problem(
-                    (*path, "capture_outputs", name),
-                    f"command {index} does not exist: setup has {count} command"
-                    f"{'s' if count != 1 else ''} (counted from 0)",
-                )
+            if not isinstance(index, int) or isinstance(index, bool):
+                continue
+            if index >= len(commands):
+                count = len(commands)
+                plural = "s" if count != 1 else ""
+                message = f"command {index} does not exist: setup has {count} command{plural}"
+                self.problem(where, f"{message} (counted from 0)")
+            elif index in taken or _captures(commands[index]):
+                other = taken.get(index) or "its own capture"
+                self.problem(where, f"setup command {index} already captures into {other}")
+            taken.setdefault(index, str(name))
 
     # -- map
 
@@ -311,10 +330,10 @@ class _Checker:
                 "'-', starting with a letter or digit, at most 64 characters",
                 key=True,
             )
-        for index, keyword in enumerate(get(self.data, domain.at("keywords")) or []):
+        for index, keyword in enumerate(self.list_at(domain.at("keywords"))):
             if isinstance(keyword, str) and not keyword.strip():
                 self.problem(domain.at("keywords", index), "a keyword must not be empty")
-        for index, pattern in enumerate(get(self.data, domain.at("paths")) or []):
+        for index, pattern in enumerate(self.list_at(domain.at("paths"))):
             problem = glob_problem(pattern) if isinstance(pattern, str) else None
             if problem is not None:
                 self.problem(domain.at("paths", index), problem)

@@ -96,8 +96,9 @@ def allowed_keys(root: type[BaseModel], location: tuple[str | int, ...]) -> list
     for model in _models_at(root, location):
         names.update(info.alias or name for name, info in model.model_fields.items())
         if model is OnFailureSpec:
-            names.update(ON_FAILURE_OPTIONS)
-            names.update(StepSpec.model_fields)
+            names.update(info.alias or name for name, info in StepSpec.model_fields.items())
+    if location[-3:-1] == ("on_failure", "steps"):  # Prodigy's {claude, max_attempts} form
+        names.update(ON_FAILURE_OPTIONS)
     names.discard("steps")
     return sorted(names)
 

@@ -100,14 +100,20 @@ def parse_workflow(
     if spec is None or problems:
         raise WorkflowError(name, problems)
     resolved, _, _ = resolve_envs(data, env or {})
-    workflow = compile_workflow(
-        spec,
-        path=Path(path),
-        data=data,
-        source=source,
-        resolved=resolved,
-        warnings=[*document.repairs, *_unique(findings)],
-    )
+    try:
+        workflow = compile_workflow(
+            spec,
+            path=Path(path),
+            data=data,
+            source=source,
+            resolved=resolved,
+            warnings=[*document.repairs, *_sorted_warnings(findings)],
+        )
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        # The checks are meant to make this unreachable; if one is missing, the user still
+        # gets a WorkflowError rather than a traceback.
+        problem = Problem(source.where(()), f"cannot compile this workflow: {error}")
+        raise WorkflowError(name, [problem]) from error
     safety_net = _definition_problems(workflow, source)
     if safety_net:
         raise WorkflowError(name, safety_net)
@@ -117,8 +123,9 @@ def parse_workflow(
     return dataclasses.replace(workflow, warnings=(*workflow.warnings, *extra))
 
 
-def _unique(findings: Findings) -> list[str]:
-    return list(dict.fromkeys(findings.warnings))
+def _sorted_warnings(findings: Findings) -> list[str]:
+    unique = dict.fromkeys(findings.warnings)
+    return sorted(unique, key=lambda warning: _sort_key(Problem(warning.split(": ", 1)[0], "")))
 
 
 def _read(path: Path) -> str:

@@ -1,0 +1,130 @@
+"""Which ${...} references a workflow may use where (checked when it loads)."""
+
+from __future__ import annotations
+
+import pytest
+
+from treefork.errors import WorkflowError
+from treefork.workflow import parse_workflow
+
+HEAD = """\
+name: refs
+mode: mapreduce
+env:
+  OUT: out
+"""
+
+
+def problems_of(body: str) -> list[str]:
+    try:
+        parse_workflow(HEAD + body, path="refs.yml", env={})
+    except WorkflowError as error:
+        return [problem.message for problem in error.problems]
+    return []
+
+
+def agent(*steps: str) -> str:
+    lines = "\n".join(f"    - {step}" for step in steps)
+    return f"map:\n  input: items.json\n  agent_template:\n{lines}\n"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "shell: echo ${item} ${item.a.b[0]} ${item_id} ${item_index} ${item_total} ${item_json}",
+        "shell: for f in *.md; do echo ${f}; done",
+        "shell: count=3; echo ${count}",
+        "shell: |\n        # ${not_checked} in a comment\n        echo done",
+        "shell: echo ${HOME} ${OUT} ${PATH:-/bin}",
+        "shell: echo $${literal} ${later|default:none} ${x:-y}",
+        "claude: /fix ${item.path} --out $OUT ${OUT}",
+        'shell: echo "$((${item.n} + 1))"',
+        "write_file: {path: '${OUT}/${item_id}.txt', content: '${item}'}",
+    ],
+)
+def test_names_in_scope_in_map_agents_are_accepted(step: str) -> None:
+    assert problems_of(agent(step)) == []
+
+
+def test_captures_are_visible_to_later_steps_and_later_phases() -> None:
+    body = (
+        "setup:\n  - shell: date\n    capture: started\n"
+        + agent(
+            "shell: echo ${started}", "shell: wc -l\n      capture: lines", "shell: echo ${lines}"
+        )
+        + "reduce:\n  - shell: echo ${started} ${map.total} ${map.results}\n"
+    )
+    assert problems_of(body) == []
+
+
+def test_agent_captures_are_not_visible_in_reduce() -> None:
+    body = agent("shell: wc -l\n      capture: lines") + "reduce:\n  - shell: echo ${lines}\n"
+    (message,) = problems_of(body)
+    assert message == "reduce[0].shell: unknown variable ${lines}"
+
+
+def test_shell_output_is_visible_after_a_shell_step_and_in_its_handlers() -> None:
+    body = agent(
+        "shell: cargo test\n      on_failure:\n        claude: /debug ${shell.output}",
+        "claude: /summarize ${shell.stderr}",
+    )
+    assert problems_of(body) == []
+
+
+def test_handler_captures_do_not_leak_into_later_steps() -> None:
+    body = agent(
+        "claude: /fix\n      on_failure:\n        - shell: date\n          capture: failed_at",
+        "shell: echo ${failed_at}",
+    )
+    (message,) = problems_of(body)
+    assert "unknown variable ${failed_at}" in message
+
+
+def test_step_env_names_are_in_scope_for_that_step_only() -> None:
+    body = agent(
+        "shell: echo ${greeting}\n      env:\n        greeting: hi", "shell: echo ${greeting}"
+    )
+    (message,) = problems_of(body)
+    assert message.startswith("map.agent_template[1].shell: unknown variable ${greeting}")
+
+
+def test_merge_steps_see_merge_variables_and_the_workflow_env() -> None:
+    body = agent("shell: echo ${item}") + (
+        "merge:\n  - claude: /merge ${merge.source_branch} ${merge.target_branch} ${OUT}\n"
+    )
+    assert problems_of(body) == []
+
+
+def test_merge_variables_elsewhere_are_reported() -> None:
+    (message,) = problems_of(agent("shell: echo ${merge.source_branch}"))
+    assert "${merge.source_branch} is only available in merge steps" in message
+
+
+def test_every_bad_reference_in_one_template_is_reported() -> None:
+    messages = problems_of(agent("shell: echo ${one} ${two} ${one}"))
+    assert messages == [
+        "map.agent_template[0].shell: unknown variable ${one}",
+        "map.agent_template[0].shell: unknown variable ${two}",
+    ]
+
+
+def test_templates_in_when_working_dir_and_env_values_are_checked() -> None:
+    messages = problems_of(
+        agent(
+            "shell: ls\n      when: ${flag}\n      working_dir: ${dir}\n      env:\n        A: ${v}"
+        )
+    )
+    assert [message.split(":")[0] for message in messages] == [
+        "map.agent_template[0].when",
+        "map.agent_template[0].working_dir",
+        "map.agent_template[0].env.A",
+    ]
+
+
+def test_capture_outputs_of_setup_are_in_scope_for_agents() -> None:
+    body = (
+        "setup:\n  commands:\n    - shell: date\n    - shell: hostname\n"
+        "  capture_outputs:\n    STARTED: 0\n    when: {command_index: 1, format: string}\n"
+        + agent("shell: echo ${when}")
+    )
+    assert problems_of(body) == []
