@@ -9,7 +9,7 @@ or value, inside the string for filter, sort_by and ``${...}`` references.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from treefork.workflow.layout import (
     DomainLayout,
     StepAt,
     domain_layouts,
+    domain_name_for,
     get,
     phase_steps,
     walk_steps,
@@ -52,6 +53,8 @@ class Findings:
 
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    resolved: ResolvedEnv | None = None
+    """The env values with references resolved (None for a document that is no mapping)."""
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,8 @@ class _Checker:
         )
 
     def warn(self, path: DataPath, message: str) -> None:
-        self.findings.warnings.append(
-            f"{self.source.where(path, key=True)}: {dotted(path)}: {message}"
-        )
+        where = self.source.where(path, key=not isinstance(get(self.data, path), str))
+        self.findings.warnings.append(f"{where}: {dotted(path)}: {message}")
 
     def list_at(self, path: DataPath) -> list[Any]:
         value = get(self.data, path)
@@ -229,7 +231,7 @@ class _Checker:
         self.check_parsed((*path, "sort_by"), parse_sort_spec, "sort_by")
         self.check_parsed((*path, "distinct"), parse_field_path, "distinct field")
 
-    def check_parsed(self, path: DataPath, parse: Any, what: str) -> None:
+    def check_parsed(self, path: DataPath, parse: Callable[[str], object], what: str) -> None:
         text = get(self.data, path)
         if not isinstance(text, str):
             return
@@ -350,7 +352,19 @@ class _Checker:
                     key=True,
                 )
 
+    def check_prodigy_name(self) -> None:
+        name = self.data.get("name")
+        if "domains" in self.data or not isinstance(name, str):
+            return
+        if domain_name_for(name) != name:
+            self.warn(
+                ("name",),
+                f"{name!r} is used as the domain name {domain_name_for(name)!r} (branch names "
+                "allow letters, digits, '.', '_' and '-')",
+            )
+
     def check_workflow(self, resolved: ResolvedEnv) -> None:
+        self.check_prodigy_name()
         if isinstance(self.data.get("domains"), dict) and not self.data["domains"]:
             self.problem(("domains",), "no domains: define at least one")
         self.check_count(("max_parallel",), resolved.chain(None))
@@ -372,15 +386,24 @@ def check_document(data: Any, source: SourceMap, process_env: Mapping[str, str])
     Returns:
         Problems and warnings, each located at ``file:line:col``.
     """
-    findings = Findings()
     if not isinstance(data, dict):
-        return findings
-    checker = _Checker(data, source, findings)
+        return Findings()
     resolved, env_problems, env_warnings = resolve_envs(data, process_env)
+    findings = Findings(resolved=resolved)
+    checker = _Checker(data, source, findings)
     for path, message in env_problems:
         checker.problem(path, message)
     for path, message in env_warnings:
         checker.warn(path, message)
     checker.check_workflow(resolved)
     findings.warnings.extend(unsupported_warnings(data, domain_layouts(data), source))
+    unique = sorted(dict.fromkeys(findings.warnings), key=_warning_position)
+    findings.warnings[:] = unique
     return findings
+
+
+def _warning_position(warning: str) -> tuple[int, int]:
+    parts = warning.split(": ", 1)[0].rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return 0, 0

@@ -23,17 +23,21 @@ Prodigy's fields map:
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
-from treefork.core.naming import is_valid_name
 from treefork.domain import Budget, Domain, ErrorPolicy, Map
 from treefork.steps import Claude, Retry, Shell, Step, WriteFile
 from treefork.workflow.checks import ResolvedEnv, parse_file_mode
 from treefork.workflow.env import env_text, resolve_count, substitute_env
-from treefork.workflow.layout import domain_layouts, handler_steps, phase_steps
+from treefork.workflow.layout import (
+    StepAt,
+    domain_layouts,
+    domain_name_for,
+    handler_steps,
+    phase_steps,
+)
 from treefork.workflow.model import Workflow
 from treefork.workflow.schema import (
     CaptureOutputSpec,
@@ -50,9 +54,7 @@ from treefork.workflow.schema import (
 )
 from treefork.workflow.source import DataPath, SourceMap
 
-__all__ = ("compile_workflow", "domain_name_for")
-
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+__all__ = ("compile_step", "compile_workflow")
 
 
 class _Options(TypedDict):
@@ -67,14 +69,6 @@ class _Options(TypedDict):
     env: dict[str, str]
     when: str | None
     working_dir: str | None
-
-
-def domain_name_for(name: str) -> str:
-    """A usable domain name for a Prodigy workflow's ``name`` (unsafe characters → ``-``)."""
-    if is_valid_name(name):
-        return name
-    cleaned = _UNSAFE_NAME.sub("-", name).replace("..", "-").strip("-.")[:64].rstrip(".-")
-    return cleaned.removesuffix(".lock") or "workflow"
 
 
 # --------------------------------------------------------------------------- steps
@@ -264,7 +258,7 @@ def _origins(data: Any, source: SourceMap, names: Sequence[str]) -> dict[str, st
     return origins
 
 
-def _record_step(origins: dict[str, str], key: str, at: Any, source: SourceMap) -> None:
+def _record_step(origins: dict[str, str], key: str, at: StepAt, source: SourceMap) -> None:
     origins[key] = source.where(at.path)
     for index, handler in enumerate(handler_steps(at)):
         _record_step(origins, f"{key}.on_failure[{index}]", handler, source)

@@ -8,10 +8,12 @@ value of the wrong shape simply yields nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from treefork.core.naming import is_valid_name
 from treefork.workflow.schema import ON_FAILURE_OPTIONS
 from treefork.workflow.source import DataPath
 
@@ -22,6 +24,7 @@ __all__ = (
     "PhaseKind",
     "StepAt",
     "domain_layouts",
+    "domain_name_for",
     "get",
     "handler_steps",
     "has_child",
@@ -35,6 +38,7 @@ Format: TypeAlias = Literal["prodigy", "treefork"]
 PhaseKind: TypeAlias = Literal["setup", "agent", "reduce", "merge"]
 COMMAND_KEYS = ("shell", "claude", "write_file")
 """The keys that say what a step does; a step has exactly one."""
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,14 @@ def get(data: Any, path: DataPath) -> Any:
             return None
         value = value[part]
     return value
+
+
+def domain_name_for(name: str) -> str:
+    """A usable domain name for a Prodigy workflow's ``name`` (unsafe characters → ``-``)."""
+    if is_valid_name(name):
+        return name
+    cleaned = _UNSAFE_NAME.sub("-", name).replace("..", "-").strip("-.")[:64].rstrip(".-")
+    return cleaned.removesuffix(".lock") or "workflow"
 
 
 def domain_layouts(data: Any) -> list[DomainLayout]:

@@ -9,7 +9,6 @@ sorted by position; never in another exception.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,13 +18,13 @@ from pydantic import BaseModel, ValidationError
 
 from treefork.core.validation import validate_definition
 from treefork.errors import Problem, WorkflowError
-from treefork.workflow.checks import Findings, check_document, resolve_envs
-from treefork.workflow.compile import compile_workflow, domain_name_for
+from treefork.workflow.checks import Findings, check_document
+from treefork.workflow.compile import compile_workflow
 from treefork.workflow.diagnostics import schema_problems
 from treefork.workflow.layout import workflow_format
 from treefork.workflow.model import Workflow
 from treefork.workflow.schema import ProdigyWorkflowSpec, TreeforkWorkflowSpec
-from treefork.workflow.source import SourceMap, parse_yaml
+from treefork.workflow.source import SourceDocument, SourceMap, parse_yaml
 
 __all__ = ("load_workflow", "parse_workflow", "validate_workflow")
 
@@ -65,13 +64,29 @@ def _definition_problems(workflow: Workflow, source: SourceMap) -> list[Problem]
     ]
 
 
-def _name_warnings(workflow: Workflow, source: SourceMap) -> list[str]:
-    if workflow.format != "prodigy" or domain_name_for(workflow.name) == workflow.name:
-        return []
-    return [
-        f"{source.where(('name',))}: name: {workflow.name!r} is used as the domain name "
-        f"{domain_name_for(workflow.name)!r} (branch names allow letters, digits, '.', '_', '-')"
-    ]
+def _compile(
+    spec: ProdigyWorkflowSpec | TreeforkWorkflowSpec,
+    path: Path | str,
+    document: SourceDocument,
+    findings: Findings,
+) -> Workflow:
+    source = document.source
+    if findings.resolved is None:
+        raise WorkflowError(str(path), [Problem(source.where(()), "not a workflow mapping")])
+    try:
+        return compile_workflow(
+            spec,
+            path=Path(path),
+            data=document.data,
+            source=source,
+            resolved=findings.resolved,
+            warnings=[*document.repairs, *findings.warnings],
+        )
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        # The checks are meant to make this unreachable; if one is missing, the user still
+        # gets a WorkflowError rather than a traceback.
+        problem = Problem(source.where(()), f"cannot compile this workflow: {error}")
+        raise WorkflowError(str(path), [problem]) from error
 
 
 def parse_workflow(
@@ -91,41 +106,17 @@ def parse_workflow(
     Raises:
         WorkflowError: Every problem in the file, each at ``file:line:col``.
     """
-    name = str(path)
-    document = parse_yaml(text, name=name)
-    data, source = document.data, document.source
-    spec, problems = _validate_schema(data, source)
-    findings = check_document(data, source, env or {})
+    document = parse_yaml(text, name=str(path))
+    spec, problems = _validate_schema(document.data, document.source)
+    findings = check_document(document.data, document.source, env or {})
     problems = sorted([*problems, *findings.problems], key=_sort_key)
     if spec is None or problems:
-        raise WorkflowError(name, problems)
-    resolved, _, _ = resolve_envs(data, env or {})
-    try:
-        workflow = compile_workflow(
-            spec,
-            path=Path(path),
-            data=data,
-            source=source,
-            resolved=resolved,
-            warnings=[*document.repairs, *_sorted_warnings(findings)],
-        )
-    except (ValueError, TypeError, KeyError, IndexError) as error:
-        # The checks are meant to make this unreachable; if one is missing, the user still
-        # gets a WorkflowError rather than a traceback.
-        problem = Problem(source.where(()), f"cannot compile this workflow: {error}")
-        raise WorkflowError(name, [problem]) from error
-    safety_net = _definition_problems(workflow, source)
+        raise WorkflowError(str(path), problems)
+    workflow = _compile(spec, path, document, findings)
+    safety_net = _definition_problems(workflow, document.source)
     if safety_net:
-        raise WorkflowError(name, safety_net)
-    extra = _name_warnings(workflow, source)
-    if not extra:
-        return workflow
-    return dataclasses.replace(workflow, warnings=(*workflow.warnings, *extra))
-
-
-def _sorted_warnings(findings: Findings) -> list[str]:
-    unique = dict.fromkeys(findings.warnings)
-    return sorted(unique, key=lambda warning: _sort_key(Problem(warning.split(": ", 1)[0], "")))
+        raise WorkflowError(str(path), safety_net)
+    return workflow
 
 
 def _read(path: Path) -> str:
