@@ -115,3 +115,12 @@ def test_syntax_errors_are_one_problem_at_the_parser_position(
 def test_tags_and_anchors_become_plain_values() -> None:
     document = parse_yaml("a: &x 1\nb: *x\nc: !custom text\n", name="f.yml")
     assert document.data == {"a": 1, "b": 1, "c": "text"}
+
+
+def test_an_error_after_a_correctly_indented_block_is_not_repaired() -> None:
+    text = "steps:\n  - shell: |\n      echo ok\n  - shell: ls\n    oops\n"
+    with pytest.raises(WorkflowError) as raised:
+        parse_yaml(text, name="f.yml")
+    (problem,) = raised.value.problems
+    assert problem.where == "f.yml:6:1"
+    assert "simple key started at line 5, column 5" in problem.message

@@ -279,7 +279,7 @@ def _reindent_item(lines: list[str], before: int) -> _Repair | None:
         key_column = len(header.group("indent")) + len(header.group("dash"))
         following = next((line for line in lines[index + 1 :] if line.strip()), None)
         if following is None or _indent(following) > key_column:
-            continue
+            return None  # the closest block scalar is fine: the error is something else
         dash_column = len(header.group("indent"))
         width = key_column - dash_column
         end = _item_body_end(lines, index + 1, dash_column)
