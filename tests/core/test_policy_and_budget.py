@@ -20,7 +20,7 @@ def test_stop_and_continue_on_failure_stop_at_the_first_failure() -> None:
 def test_max_failures_and_threshold() -> None:
     assert stop_reason(ErrorPolicy(max_failures=2), ItemCounts(5, 1)) is None
     assert "max_failures" in (stop_reason(ErrorPolicy(max_failures=2), ItemCounts(5, 2)) or "")
-    assert stop_reason(ErrorPolicy(failure_threshold=0.5), ItemCounts(3, 2)) is not None
+    assert stop_reason(ErrorPolicy(failure_threshold=0.5), ItemCounts(1, 2)) is not None
     assert stop_reason(ErrorPolicy(failure_threshold=0.5), ItemCounts(3, 1)) is None
 
 

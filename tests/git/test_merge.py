@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gitutil import commit_file, run_git, snapshot
+from gitutil import commit_file, make_repo, run_git, snapshot
 
 from treefork.errors import MergeConflictError, MergeRefusedError
 from treefork.git.merge import merge_into_branch, merge_into_checked_out_branch
@@ -26,8 +26,8 @@ async def test_object_store_merge_gives_the_same_tree_as_a_porcelain_merge(repo:
     _branch(repo, "target")
     _branch(repo, "source")
     _commit_on(repo, "target", "docs/index.md", "line 1 changed\nline 2\nline 3\n")
-    source = _commit_on(repo, "source", "docs/index.md", "line 1\nline 2\nline 3 changed\n")
-    _commit_on(repo, "source", "new.txt", "new\n")
+    _commit_on(repo, "source", "docs/index.md", "line 1\nline 2\nline 3 changed\n")
+    source = _commit_on(repo, "source", "new.txt", "new\n")
     _branch(repo, "porcelain", "target")
 
     result = await merge_into_branch(repo, "target", source, "merge source")
@@ -120,12 +120,16 @@ async def test_merge_into_a_branch_not_checked_out_moves_only_the_ref(repo: Path
     assert (after.head, after.index, after.files, after.status) == (state.head, state.index, state.files, state.status)
 
 
-async def test_merge_commit_uses_fallback_identity_without_configured_identity(tmp_path: Path) -> None:
-    from gitutil import make_repo
-
+async def test_merge_commit_uses_fallback_identity_without_configured_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     repo = make_repo(tmp_path / "anon", identity=False)
     _branch(repo, "session")
     source = _commit_on(repo, "session", "x.txt", "x\n")
     result = await merge_into_checked_out_branch(repo, "main", source, "merge job")
     author = run_git(repo, "log", "-1", "--format=%an <%ae>", result.commit).strip()
-    assert author in ("treefork <treefork@localhost>", "Test Author <author@example.com>")
+    assert author == "treefork <treefork@localhost>"

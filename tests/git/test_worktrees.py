@@ -39,6 +39,7 @@ async def test_ensure_worktree_is_idempotent(repo: Path, treefork_home: Path) ->
 
 
 async def test_reused_agent_worktree_carries_nothing_but_kept_folders(repo: Path, treefork_home: Path) -> None:
+    commit_file(repo, ".gitignore", "node_modules/\n")
     manager = await _manager(repo, treefork_home)
     pool = manager.agent_pool("docs")
     base = manager.repo.head

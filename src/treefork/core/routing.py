@@ -83,8 +83,7 @@ def mentioned_paths(task: str) -> list[str]:
     """Paths and globs the task mentions (``docs/``, ``src/auth/*.py``, ``README.md``)."""
     found: list[str] = []
     for match in _PATH_TOKEN.finditer(task):
-        token = match.group(0).strip(".,;:")
-        token = token.removeprefix("./")
+        token = match.group(0).rstrip(".,;:").removeprefix("./")
         if token and _looks_like_path(token) and token not in found:
             found.append(token)
     return found

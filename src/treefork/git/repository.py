@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import git as gitpython
-from gitdb.exc import BadName
+from git.refs.symbolic import SymbolicReference
 
 from treefork.errors import RepositoryError
 from treefork.git.command import git, git_ok
@@ -49,8 +49,9 @@ def _open_sync(path: Path, base_branch: str | None) -> RepositoryInfo:
     if not path.exists():
         raise RepositoryError(path, "no such directory")
     try:
-        # GitDB reads objects in-process: no git subprocess inherits the caller's GIT_DIR.
-        repo = gitpython.Repo(path, odbt=gitpython.GitDB)
+        # Only ref files are read below (no object lookups), so GitPython starts no git
+        # process here that could inherit the caller's GIT_DIR.
+        repo = gitpython.Repo(path)
     except gitpython.InvalidGitRepositoryError as error:
         raise RepositoryError(path, "not a git repository") from error
     except gitpython.NoSuchPathError as error:
@@ -76,13 +77,20 @@ def _current_branch(repo: gitpython.Repo, path: Path) -> str:
     return repo.head.ref.name
 
 
-def _branch_head(repo: gitpython.Repo, path: Path, branch: str) -> str:
+def _dereference(repo: gitpython.Repo, ref: str) -> str | None:
     try:
-        return repo.commit(f"refs/heads/{branch}").hexsha
-    except (BadName, ValueError, gitpython.BadName) as error:
-        if not repo.head.is_valid():
-            raise RepositoryError(path, "the repository has no commits yet") from error
-        raise RepositoryError(path, f"no branch named {branch!r}") from error
+        return str(SymbolicReference.dereference_recursive(repo, ref))
+    except (ValueError, OSError):
+        return None
+
+
+def _branch_head(repo: gitpython.Repo, path: Path, branch: str) -> str:
+    head = _dereference(repo, f"refs/heads/{branch}")
+    if head is not None:
+        return head
+    if _dereference(repo, "HEAD") is None:
+        raise RepositoryError(path, "the repository has no commits yet")
+    raise RepositoryError(path, f"no branch named {branch!r}")
 
 
 async def open_repository(path: str | Path, base_branch: str | None = None) -> RepositoryInfo:
