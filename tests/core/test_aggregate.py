@@ -70,3 +70,14 @@ def test_aggregated_files_are_sorted_unique_and_cover_every_merged_domain(files:
     assert summary.aggregated_files == sorted(set(summary.aggregated_files))
     assert set(summary.aggregated_files) == {path for f in files for path in f}
     assert summary.status in ("succeeded", "skipped")
+
+
+def test_item_failures_in_a_critical_domain_that_finished_leave_the_job_partial() -> None:
+    critical_partial = _result("a", status="partial", critical=True, agents=[_agent("1", "failed", "x")])
+    summary = summarize_job([critical_partial], chosen=1)
+    assert summary.status == "partial"
+    assert summary.failures[0]["critical"] is False
+    critical_failed = _result("a", status="failed", critical=True, agents=[_agent("1", "failed", "x")])
+    summary = summarize_job([critical_failed], chosen=1)
+    assert summary.status == "failed"
+    assert summary.failures[0]["critical"] is True

@@ -44,6 +44,9 @@ def all_tests_passed(results: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def _failures_of(result: DomainResult) -> list[Failure]:
+    # A failure is critical when it belongs to a critical domain that failed as a whole;
+    # items that failed in a critical domain that still finished leave the job partial.
+    critical = result["critical"] and result["status"] == "failed"
     failures: list[Failure] = []
     for agent in result["agents"]:
         if agent["status"] == "failed":
@@ -53,7 +56,7 @@ def _failures_of(result: DomainResult) -> list[Failure]:
                     "item": agent["item_id"],
                     "phase": "map",
                     "error": agent["error"] or "failed",
-                    "critical": result["critical"],
+                    "critical": critical,
                 }
             )
     if result["failed_phase"] is not None:
@@ -63,7 +66,7 @@ def _failures_of(result: DomainResult) -> list[Failure]:
                 "item": None,
                 "phase": result["failed_phase"],
                 "error": result["error"] or "failed",
-                "critical": result["critical"],
+                "critical": critical,
             }
         )
     return failures
@@ -85,7 +88,7 @@ class JobSummary:
 def summarize_job(results: Sequence[DomainResult], *, chosen: int) -> JobSummary:
     """Aggregate the domains' results.
 
-    Status: skipped when no domain was chosen; failed when any failure is critical (or a
+    Status: skipped when no domain was chosen; failed when a critical domain failed (or a
     domain's result is missing); partial when there are only non-critical failures or some
     domain is partial (items skipped for budget or policy); succeeded otherwise.
     """

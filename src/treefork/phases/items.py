@@ -62,7 +62,12 @@ async def load_work_items(
     Raises:
         WorkItemError: The input is missing, fails, is not valid, or selection fails.
     """
-    document, label = await _document(map_.input, worktree, env, domain)
+    try:
+        document, label = await _document(map_.input, worktree, env, domain)
+    except WorkItemError as error:
+        if error.domain is not None:
+            raise
+        raise WorkItemError(error.source, error.reason, domain=domain) from error
     try:
         return select_items(
             document,
@@ -72,8 +77,7 @@ async def load_work_items(
             offset=map_.offset,
             max_items=map_.max_items,
             distinct=map_.distinct,
+            source=label,
         )
-    except WorkItemError:
-        raise
-    except Exception as error:  # selection errors from the core name their expression
-        raise WorkItemError(label, str(error), domain=domain) from error
+    except WorkItemError as error:
+        raise WorkItemError(label, error.reason, domain=domain) from error

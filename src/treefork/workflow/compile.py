@@ -220,6 +220,9 @@ def _prodigy_domain(spec: ProdigyWorkflowSpec, resolved: ResolvedEnv) -> Domain:
         reduce=_phase(spec.reduce, spec.reduce.timeout if spec.reduce else None),
         env=resolved.domains.get(spec.name, resolved.workflow),
         error_policy=_error_policy(spec),
+        # The workflow's only domain: if it fails as a whole (setup, reduce, every item),
+        # the job has failed. Items sent to the DLQ while others succeed leave it partial.
+        critical=True,
     )
 
 
