@@ -23,6 +23,14 @@ TASK = "Refresh the docs and document every module of the API in src/calc/"
 
 _UNITTEST = "PYTHONPATH=src python3 -m unittest discover -s tests -q"
 
+_LIST_PAGES = (
+    "python3 - > pages.json <<'PY'\n"
+    "import json, pathlib\n"
+    "pages = sorted(pathlib.Path('docs').glob('*.md'))\n"
+    "print(json.dumps([{'id': p.stem, 'path': str(p)} for p in pages]))\n"
+    "PY"
+)
+
 DOMAINS = [
     Domain(
         "docs",
@@ -30,12 +38,15 @@ DOMAINS = [
         paths=["docs/**"],
         description="Markdown documentation under docs/",
         # Setup lists the pages as work items (the file stays out of the commits).
-        setup=[Shell("ls docs/*.md | python3 -c 'import json,sys; print(json.dumps([{\"id\": p.split(\"/\")[-1][:-3], \"path\": p} for p in sys.stdin.read().split()]))' > pages.json")],
+        setup=[Shell(_LIST_PAGES)],
         map=Map(
             input="pages.json",
             agent=[
                 Shell("sleep 0.4; printf '\\n_Reviewed for %s._\\n' '${item.id}' >> ${item.path}"),
-                Shell("git add ${item.path} && git commit -q -m 'docs: review ${item.id}'", commit_required=True),
+                Shell(
+                    "git add ${item.path} && git commit -q -m 'docs: review ${item.id}'",
+                    commit_required=True,
+                ),
             ],
             max_parallel=3,
         ),
@@ -54,10 +65,10 @@ DOMAINS = [
                     "import sys, pathlib\n"
                     "path = pathlib.Path(sys.argv[1])\n"
                     "text = path.read_text()\n"
-                    "if not text.startswith('\"\"\"'):\n"
-                    "    text = '\"\"\"Module ' + path.stem + ' of calc.\"\"\"\\n\\n' + text\n"
+                    'if not text.startswith(\'"""\'):\n'
+                    '    text = \'"""Module \' + path.stem + \' of calc."""\\n\\n\' + text\n'
                     "else:\n"
-                    "    text = text.replace('\"\"\"', '\"\"\"(reviewed) ', 1)\n"
+                    '    text = text.replace(\'"""\', \'"""(reviewed) \', 1)\n'
                     "path.write_text(text)\n"
                     "PY"
                 ),
@@ -77,8 +88,17 @@ DOMAINS = [
         map=Map(
             input=[{"id": "mul", "a": 3, "b": 4}, {"id": "div", "a": 8, "b": 2}],
             agent=[
-                Shell("sleep 0.4; printf 'import unittest\\n\\n\\nclass T(unittest.TestCase):\\n    def test_it(self):\\n        self.assertTrue(True)\\n' > tests/test_${item.id}.py"),
-                Shell("git add tests && git commit -q -m 'tests: ${item.id}'", commit_required=True),
+                Shell(
+                    "sleep 0.4; cat > tests/test_${item.id}.py <<'PY'\n"
+                    "import unittest\n\n\n"
+                    "class Test${item.id}(unittest.TestCase):\n"
+                    "    def test_${item.id}(self):\n"
+                    "        self.assertTrue(True)\n"
+                    "PY"
+                ),
+                Shell(
+                    "git add tests && git commit -q -m 'tests: ${item.id}'", commit_required=True
+                ),
             ],
         ),
         tests=_UNITTEST,

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from langgraph.config import get_stream_writer
+
 __all__ = ("Emitter", "EventSink", "stream_writer_or_none")
 
 logger = logging.getLogger("treefork.events")
@@ -28,8 +30,6 @@ EventSink = Callable[[dict[str, Any]], None]
 def stream_writer_or_none() -> EventSink | None:
     """LangGraph's custom stream writer when running inside a graph, else None."""
     try:
-        from langgraph.config import get_stream_writer
-
         return get_stream_writer()
     except RuntimeError:
         return None
@@ -44,7 +44,12 @@ class Emitter:
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         """Send one event; returns it."""
-        payload: dict[str, Any] = {"event": event, "job_id": self.job_id, "ts": time.time(), **fields}
+        payload: dict[str, Any] = {
+            "event": event,
+            "job_id": self.job_id,
+            "ts": time.time(),
+            **fields,
+        }
         logger.info("%s %s", event, {k: v for k, v in fields.items() if k != "results"})
         for sink in self.sinks:
             try:

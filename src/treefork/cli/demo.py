@@ -30,7 +30,9 @@ _IDENTITY = {"user.name": "treefork demo", "user.email": "demo@treefork.invalid"
 
 
 def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("treefork_demo_domains", _DEMO / "multi_domain.py")
+    spec = importlib.util.spec_from_file_location(
+        "treefork_demo_domains", _DEMO / "multi_domain.py"
+    )
     if spec is None or spec.loader is None:
         raise typer.Exit(1)
     module = importlib.util.module_from_spec(spec)
@@ -39,7 +41,9 @@ def _load_example() -> ModuleType:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, env=scrubbed_environment(), check=True, capture_output=True)
+    subprocess.run(
+        ["git", *args], cwd=repo, env=scrubbed_environment(), check=True, capture_output=True
+    )
 
 
 def make_sample_repository(parent: Path) -> Path:
@@ -55,11 +59,17 @@ def make_sample_repository(parent: Path) -> Path:
     return repo
 
 
-async def _run(repo: Path, home: Path, task: str, live: bool | None, console: Console) -> dict[str, Any]:
+async def _run(
+    repo: Path, home: Path, task: str, live: bool | None, console: Console
+) -> dict[str, Any]:
     example = _load_example()
     with make_progress(live=live) as progress:
         graph = build_graph(
-            example.DOMAINS, max_parallel=4, checkpointer=InMemorySaver(), home=home, event_sinks=[progress]
+            example.DOMAINS,
+            max_parallel=4,
+            checkpointer=InMemorySaver(),
+            home=home,
+            event_sinks=[progress],
         )
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         state = await graph.ainvoke({"task": task, "repo": str(repo)}, config)
@@ -68,7 +78,8 @@ async def _run(repo: Path, home: Path, task: str, live: bool | None, console: Co
         summary = interrupts[0].value
         console.print(
             f"\nmerge review: {summary['status']} job, {len(summary['files'])} files, "
-            f"{len(summary['failures'])} failures — approving the merge into {summary['target_branch']}"
+            f"{len(summary['failures'])} failures — approving the merge into "
+            f"{summary['target_branch']}"
         )
         state = await graph.ainvoke(Command(resume="approve"), config)
     return dict(state)
@@ -78,7 +89,9 @@ async def _run(repo: Path, home: Path, task: str, live: bool | None, console: Co
 def demo(
     task: str = typer.Option(None, help="The task (default: the example's task)."),
     keep: bool = typer.Option(True, help="Keep the scratch repository to look at."),
-    live: bool = typer.Option(None, "--live/--plain", help="Live display (default: on a terminal)."),
+    live: bool = typer.Option(
+        None, "--live/--plain", help="Live display (default: on a terminal)."
+    ),
 ) -> None:
     """Run a 2-domain task on a scratch copy of the sample project and merge it."""
     console = Console()
@@ -91,8 +104,12 @@ def demo(
     console.print()
     print_summary(state, console)
     log = subprocess.run(
-        ["git", "log", "--oneline", "--graph", "-12"], cwd=repo, capture_output=True, text=True,
-        env=scrubbed_environment(), check=False,
+        ["git", "log", "--oneline", "--graph", "-12"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=scrubbed_environment(),
+        check=False,
     ).stdout
     console.print(f"\n[bold]{repo}[/] after the merge (git log --graph):\n{log}")
     if not keep:

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 __all__ = ("LiveProgress", "PlainProgress", "make_progress")
 
@@ -34,27 +42,40 @@ class PlainProgress:
             print(line, file=self.stream, flush=True)
 
 
+def _routing(event: dict[str, Any]) -> str:
+    names = ", ".join(f"{c['name']} ({c['reason']})" for c in event.get("domains", []))
+    return f"domains: {names or 'none'}" + (f" — {event['note']}" if event.get("note") else "")
+
+
+def _agent_end(event: dict[str, Any]) -> str:
+    detail = event.get("error") or event.get("reason") or ", ".join(event.get("files") or [])
+    line = f"[{event.get('domain', '')}] agent {event.get('item')}: {event.get('status')}"
+    return line + (f" — {detail}" if detail else "")
+
+
+def _domain_end(event: dict[str, Any]) -> str:
+    return (
+        f"[{event.get('domain', '')}] {event['status']}: {event.get('succeeded', 0)} succeeded, "
+        f"{event.get('failed', 0)} failed, {event.get('skipped', 0)} skipped"
+    )
+
+
+_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "routing": _routing,
+    "phase_start": lambda event: f"[{event.get('domain', '')}] {event['phase']} ...",
+    "agent_end": _agent_end,
+    "conflict": lambda event: (
+        f"[{event.get('domain', '')}] conflict in {', '.join(event.get('paths', []))}"
+    ),
+    "domain_end": _domain_end,
+    "merge_review": lambda event: f"merge: {event.get('status')} — {event.get('message')}",
+}
+
+
 def _describe(event: dict[str, Any]) -> str | None:
-    kind = event["event"]
-    domain = event.get("domain", "")
-    if kind == "routing":
-        names = ", ".join(f"{c['name']} ({c['reason']})" for c in event.get("domains", []))
-        return f"domains: {names or 'none'}" + (f" — {event['note']}" if event.get("note") else "")
-    if kind == "phase_start":
-        return f"[{domain}] {event['phase']} ..."
-    if kind == "agent_end":
-        detail = event.get("error") or event.get("reason") or ", ".join(event.get("files") or [])
-        return f"[{domain}] agent {event.get('item')}: {event.get('status')}" + (f" — {detail}" if detail else "")
-    if kind == "conflict":
-        return f"[{domain}] conflict in {', '.join(event.get('paths', []))}"
-    if kind == "domain_end":
-        return (
-            f"[{domain}] {event['status']}: {event.get('succeeded', 0)} succeeded, "
-            f"{event.get('failed', 0)} failed, {event.get('skipped', 0)} skipped"
-        )
-    if kind == "merge_review":
-        return f"merge: {event.get('status')} — {event.get('message')}"
-    return None
+    """One plain line for the events worth a line; None for the others."""
+    describe = _LINES.get(event["event"])
+    return describe(event) if describe else None
 
 
 class LiveProgress:
@@ -83,7 +104,9 @@ class LiveProgress:
 
     def _task(self, domain: str) -> TaskID:
         if domain not in self.tasks:
-            self.tasks[domain] = self.progress.add_task("", total=None, domain=domain, detail="starting")
+            self.tasks[domain] = self.progress.add_task(
+                "", total=None, domain=domain, detail="starting"
+            )
         return self.tasks[domain]
 
     def _refresh(self, domain: str, phase: str | None = None) -> None:

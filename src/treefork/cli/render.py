@@ -21,7 +21,16 @@ def _tests(result: dict[str, Any]) -> str:
 def print_summary(state: dict[str, Any], console: Console) -> None:
     """The per-domain table, the aggregate line and the merge outcome."""
     table = Table(title=f"treefork job {state.get('job_id', '?')}", title_justify="left")
-    for column in ("domain", "status", "agents ok", "failed", "skipped", "files", "tests", "merged"):
+    for column in (
+        "domain",
+        "status",
+        "agents ok",
+        "failed",
+        "skipped",
+        "files",
+        "tests",
+        "merged",
+    ):
         table.add_column(column)
     for name, result in (state.get("domain_results") or {}).items():
         status = result["status"]
@@ -38,9 +47,11 @@ def print_summary(state: dict[str, Any], console: Console) -> None:
     console.print(table)
     status = state.get("status", "?")
     budget = (state.get("budget") or {}).get("used") or {}
+    files = len(state.get("aggregated_files") or [])
     console.print(
-        f"status: [{_STYLE.get(status, 'white')}]{status}[/]   files: {len(state.get('aggregated_files') or [])}"
-        f"   all tests passed: {state.get('all_tests_passed')}   agent runs: {budget.get('agent_runs', 0)}"
+        f"status: [{_STYLE.get(status, 'white')}]{status}[/]   files: {files}"
+        f"   all tests passed: {state.get('all_tests_passed')}"
+        f"   agent runs: {budget.get('agent_runs', 0)}"
         f"   wall time: {budget.get('wall_time', 0.0):.1f}s"
     )
     for failure in state.get("failures") or []:
