@@ -132,9 +132,7 @@ class MergeState(TypedDict):
     message: str
 
 
-def merge_by_key(
-    left: dict[str, Any] | None, right: dict[str, Any] | None
-) -> dict[str, Any]:
+def merge_by_key(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer: merge two dicts keyed by name; the newer value wins per key."""
     return {**(left or {}), **(right or {})}
 

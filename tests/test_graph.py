@@ -10,10 +10,20 @@ from typing import Any
 import pytest
 from gitutil import commit_file, make_repo, run_git, snapshot, treefork_branches
 from langgraph.checkpoint.memory import InMemorySaver
-from procutil import is_running
 from langgraph.types import Command
+from procutil import is_running
 
-from treefork import AgentContext, AgentOutput, AgentStep, Budget, Domain, Map, Shell, Usage, build_graph
+from treefork import (
+    AgentContext,
+    AgentOutput,
+    AgentStep,
+    Budget,
+    Domain,
+    Map,
+    Shell,
+    Usage,
+    build_graph,
+)
 from treefork.errors import DefinitionError, InputError, RepositoryError
 
 
@@ -27,9 +37,24 @@ def _commit_item_file(folder: str) -> list[Shell]:
 
 def _domains() -> list[Domain]:
     return [
-        Domain("docs", keywords=["docs"], paths=["docs/**"], map=Map(input=["a", "b"], agent=_commit_item_file("docs/gen"), max_parallel=2)),
-        Domain("api", keywords=["api"], paths=["src/**"], map=Map(input=["c", "d"], agent=_commit_item_file("src/gen"), max_parallel=2)),
-        Domain("infra", keywords=["terraform"], paths=["infra/**"], map=Map(input=["e"], agent=_commit_item_file("infra"))),
+        Domain(
+            "docs",
+            keywords=["docs"],
+            paths=["docs/**"],
+            map=Map(input=["a", "b"], agent=_commit_item_file("docs/gen"), max_parallel=2),
+        ),
+        Domain(
+            "api",
+            keywords=["api"],
+            paths=["src/**"],
+            map=Map(input=["c", "d"], agent=_commit_item_file("src/gen"), max_parallel=2),
+        ),
+        Domain(
+            "infra",
+            keywords=["terraform"],
+            paths=["infra/**"],
+            map=Map(input=["e"], agent=_commit_item_file("infra")),
+        ),
     ]
 
 
@@ -54,7 +79,12 @@ async def test_supervisor_picks_two_of_three_domains_that_run_concurrently(repo:
     assert "keyword 'docs'" in out["domains"][0]["reason"]
     assert set(out["domain_results"]) == {"docs", "api"}
     assert _overlap(_spans(out["domain_results"]["docs"]), _spans(out["domain_results"]["api"]))
-    assert out["aggregated_files"] == ["docs/gen/a.txt", "docs/gen/b.txt", "src/gen/c.txt", "src/gen/d.txt"]
+    assert out["aggregated_files"] == [
+        "docs/gen/a.txt",
+        "docs/gen/b.txt",
+        "src/gen/c.txt",
+        "src/gen/d.txt",
+    ]
     assert out["status"] == "succeeded"
     assert out["merge"]["status"] == "merged"
     assert (repo / "docs/gen/a.txt").read_text() == "a\n"
@@ -87,7 +117,9 @@ async def test_no_match_with_fallback_all_runs_every_domain(repo: Path) -> None:
     assert out["status"] == "succeeded"
 
 
-async def test_original_repository_untouched_through_every_phase_and_a_rejected_merge(repo: Path) -> None:
+async def test_original_repository_untouched_through_every_phase_and_a_rejected_merge(
+    repo: Path,
+) -> None:
     before = snapshot(repo)
     seen: list[str] = []
 
@@ -100,9 +132,15 @@ async def test_original_repository_untouched_through_every_phase_and_a_rejected_
         Domain(
             "docs",
             keywords=["docs"],
-            setup=[Shell("echo '[\"x\", \"y\"]' > items.json && echo setup > docs/setup.md && git add docs && git commit -q -m setup")],
+            setup=[
+                Shell(
+                    'echo \'["x", "y"]\' > items.json && echo setup > docs/setup.md && git add docs && git commit -q -m setup'
+                )
+            ],
             map=Map(input="items.json", agent=_commit_item_file("docs")),
-            reduce=[Shell("echo reduced > docs/reduce.md && git add docs && git commit -q -m reduce")],
+            reduce=[
+                Shell("echo reduced > docs/reduce.md && git add docs && git commit -q -m reduce")
+            ],
         )
     ]
     graph = build_graph(domains, checkpointer=InMemorySaver(), event_sinks=[check])
@@ -122,7 +160,13 @@ async def test_original_repository_untouched_through_every_phase_and_a_rejected_
 
 async def test_failing_agents_leave_the_original_repository_untouched(repo: Path) -> None:
     before = snapshot(repo)
-    domains = [Domain("docs", keywords=["docs"], map=Map(input=["a", "b"], agent=[Shell("echo broken >&2; exit 3")]))]
+    domains = [
+        Domain(
+            "docs",
+            keywords=["docs"],
+            map=Map(input=["a", "b"], agent=[Shell("echo broken >&2; exit 3")]),
+        )
+    ]
     graph = build_graph(domains, auto_approve=True)
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     assert out["status"] == "partial"
@@ -153,7 +197,13 @@ async def test_failing_non_critical_domain_gives_partial_and_the_other_merges(re
     assert out["domain_results"]["api"]["status"] == "failed"
     assert out["domain_results"]["api"]["failed_phase"] == "tests"
     assert out["failures"] == [
-        {"domain": "api", "item": None, "phase": "tests", "error": out["failures"][0]["error"], "critical": False}
+        {
+            "domain": "api",
+            "item": None,
+            "phase": "tests",
+            "error": out["failures"][0]["error"],
+            "critical": False,
+        }
     ]
     assert out["all_tests_passed"] is False
     assert out["merge"]["status"] == "merged"
@@ -186,11 +236,22 @@ async def test_failed_job_merges_only_with_override(repo: Path) -> None:
     assert (repo / "docs/a.txt").exists()
 
 
-async def test_conflicting_agents_one_merges_the_other_fails_with_its_branch_kept(repo: Path) -> None:
+async def test_conflicting_agents_one_merges_the_other_fails_with_its_branch_kept(
+    repo: Path,
+) -> None:
     agent = [
-        Shell("echo '${item}' > docs/index.md && git commit -q -am 'edit by ${item}'", commit_required=True),
+        Shell(
+            "echo '${item}' > docs/index.md && git commit -q -am 'edit by ${item}'",
+            commit_required=True,
+        ),
     ]
-    domains = [Domain("docs", keywords=["docs"], map=Map(input=["first", "second"], agent=agent, max_parallel=2))]
+    domains = [
+        Domain(
+            "docs",
+            keywords=["docs"],
+            map=Map(input=["first", "second"], agent=agent, max_parallel=2),
+        )
+    ]
     graph = build_graph(domains, checkpointer=InMemorySaver())
 
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)}, _config())
@@ -209,7 +270,9 @@ async def test_conflicting_agents_one_merges_the_other_fails_with_its_branch_kep
     # The domain branch holds the winner's merge and nothing of the loser.
     assert run_git(repo, "rev-parse", f"{domain_head}^2").strip() == winner["commits"][-1]
     proc = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", loser["commits"][-1], domain_head], cwd=repo, check=False
+        ["git", "merge-base", "--is-ancestor", loser["commits"][-1], domain_head],
+        cwd=repo,
+        check=False,
     )
     assert proc.returncode == 1
     assert (repo / "docs/index.md").read_text() == "line 1\nline 2\nline 3\n"
@@ -227,7 +290,13 @@ async def test_commit_required_without_a_commit_fails_the_agent(repo: Path) -> N
 
 
 async def test_budget_of_agent_runs_stops_at_n_and_skips_the_rest(repo: Path) -> None:
-    domains = [Domain("docs", keywords=["docs"], map=Map(input=list("abcde"), agent=_commit_item_file("docs"), max_parallel=1))]
+    domains = [
+        Domain(
+            "docs",
+            keywords=["docs"],
+            map=Map(input=list("abcde"), agent=_commit_item_file("docs"), max_parallel=1),
+        )
+    ]
     graph = build_graph(domains, auto_approve=True, budget=Budget(agent_runs=2))
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     result = out["domain_results"]["docs"]
@@ -259,7 +328,10 @@ async def test_interrupt_then_approve_merges_into_the_original_branch(repo: Path
 
 async def test_approve_refuses_when_the_checkout_has_overlapping_changes(repo: Path) -> None:
     agent = [Shell("echo changed > README.md && git commit -q -am readme", commit_required=True)]
-    graph = build_graph([Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))], checkpointer=InMemorySaver())
+    graph = build_graph(
+        [Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))],
+        checkpointer=InMemorySaver(),
+    )
     await graph.ainvoke({"task": "docs", "repo": str(repo)}, _config())
     (repo / "README.md").write_text("my local edit\n")
     before = snapshot(repo)
@@ -279,7 +351,9 @@ async def test_user_commits_during_the_run_are_kept_by_the_merge(repo: Path) -> 
     assert (repo / "NOTES.md").exists() and (repo / "docs/gen/a.txt").exists()
 
 
-async def test_agent_step_callable_gets_item_and_worktree_and_usage_counts(repo: Path, treefork_home: Path) -> None:
+async def test_agent_step_callable_gets_item_and_worktree_and_usage_counts(
+    repo: Path, treefork_home: Path
+) -> None:
     seen: list[tuple[Any, Path]] = []
 
     async def agent(context: AgentContext) -> AgentOutput:
@@ -289,7 +363,13 @@ async def test_agent_step_callable_gets_item_and_worktree_and_usage_counts(repo:
         run_git(context.worktree, "commit", "-q", "-m", "agent")
         return AgentOutput(output="done", usage=Usage(tokens_in=10, tokens_out=5, cost=0.01))
 
-    domains = [Domain("docs", keywords=["docs"], map=Map(input=["p", "q"], agent=[AgentStep(agent, commit_required=True)]))]
+    domains = [
+        Domain(
+            "docs",
+            keywords=["docs"],
+            map=Map(input=["p", "q"], agent=[AgentStep(agent, commit_required=True)]),
+        )
+    ]
     graph = build_graph(domains, auto_approve=True)
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     assert sorted(item for item, _ in seen) == ["p", "q"]
@@ -298,16 +378,23 @@ async def test_agent_step_callable_gets_item_and_worktree_and_usage_counts(repo:
     assert out["aggregated_files"] == ["p.md", "q.md"]
 
 
-async def test_commands_log_their_worktree_and_never_see_git_dir(repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_commands_log_their_worktree_and_never_see_git_dir(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = make_repo(tmp_path / "other")
     other_before = snapshot(other)
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
     monkeypatch.setenv("GIT_WORK_TREE", str(other))
     monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
     agent = [
-        Shell("env | grep -c '^GIT_DIR=' > docs/leak.txt || true; git add docs && git commit -q -m leak", commit_required=True)
+        Shell(
+            "env | grep -c '^GIT_DIR=' > docs/leak.txt || true; git add docs && git commit -q -m leak",
+            commit_required=True,
+        )
     ]
-    graph = build_graph([Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))], auto_approve=True)
+    graph = build_graph(
+        [Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))], auto_approve=True
+    )
     with caplog.at_level(logging.INFO, logger="treefork"):
         out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     monkeypatch.delenv("GIT_DIR")
@@ -322,7 +409,9 @@ async def test_commands_log_their_worktree_and_never_see_git_dir(repo: Path, tmp
 async def test_hung_step_is_killed_at_its_timeout(repo: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pids"
     agent = [Shell(f"sleep 300 & echo $! >> {marker}; echo $$ >> {marker}; wait", timeout=1)]
-    graph = build_graph([Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))], auto_approve=True)
+    graph = build_graph(
+        [Domain("docs", keywords=["docs"], map=Map(input=["a"], agent=agent))], auto_approve=True
+    )
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     agent_result = out["domain_results"]["docs"]["agents"][0]
     assert agent_result["status"] == "failed"
@@ -337,7 +426,17 @@ async def test_streamed_custom_events_cover_phases_agents_and_merges(repo: Path)
     kinds: set[str] = set()
     async for event in graph.astream({"task": "docs", "repo": str(repo)}, stream_mode="custom"):
         kinds.add(event["event"])
-    assert {"job_start", "routing", "phase_start", "phase_end", "agent_start", "agent_end", "merge", "domain_end", "merge_review"} <= kinds
+    assert {
+        "job_start",
+        "routing",
+        "phase_start",
+        "phase_end",
+        "agent_start",
+        "agent_end",
+        "merge",
+        "domain_end",
+        "merge_review",
+    } <= kinds
 
 
 async def test_invalid_definition_lists_every_problem() -> None:
@@ -349,7 +448,15 @@ async def test_invalid_definition_lists_every_problem() -> None:
     with pytest.raises(DefinitionError) as caught:
         build_graph(bad, max_parallel=0)
     message = str(caught.value)
-    for fragment in ("no map agent", "max_parallel", "unbalanced", "duplicate domain name 'docs'", "needs a map phase", "bad name!", "domains[0].map.max_parallel"):
+    for fragment in (
+        "no map agent",
+        "max_parallel",
+        "unbalanced",
+        "duplicate domain name 'docs'",
+        "needs a map phase",
+        "bad name!",
+        "domains[0].map.max_parallel",
+    ):
         assert fragment in message
     assert len(caught.value.problems) >= 6
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import site
 import subprocess
 import sys
 import zipfile
@@ -18,7 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_wheel_installs_state_and_nodes_inside_the_package(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
     )
     wheel = next(dist.glob("treefork-*.whl"))
@@ -35,10 +45,16 @@ def test_wheel_installs_state_and_nodes_inside_the_package(tmp_path: Path) -> No
     # after its own site-packages, so treefork itself comes only from the wheel).
     own = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
-    Path(own, "borrowed-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True)
+    borrowed = [entry for entry in sys.path if entry.endswith("site-packages")]
+    Path(own, "borrowed-deps.pth").write_text("\n".join(borrowed) + "\n")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        check=True,
+    )
     probe = (
         "import importlib.util, treefork, treefork.state, treefork.nodes;"
         "assert treefork.state.ParallelState is treefork.ParallelState;"
@@ -46,5 +62,7 @@ def test_wheel_installs_state_and_nodes_inside_the_package(tmp_path: Path) -> No
         "assert importlib.util.find_spec('nodes') is None, 'top-level nodes package';"
         "print(treefork.__file__)"
     )
-    out = subprocess.run([python, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True
+    )
     assert str(venv) in out.stdout

@@ -32,6 +32,15 @@ def test_documented_names_exist() -> None:
 def test_parallel_state_has_the_documented_keys() -> None:
     keys = set(treefork.ParallelState.__annotations__)
     assert {
-        "task", "repo", "base_branch", "job_id", "domains", "domain_results", "aggregated_files",
-        "all_tests_passed", "budget", "failures", "merge",
+        "task",
+        "repo",
+        "base_branch",
+        "job_id",
+        "domains",
+        "domain_results",
+        "aggregated_files",
+        "all_tests_passed",
+        "budget",
+        "failures",
+        "merge",
     } <= keys

@@ -12,9 +12,19 @@ from treefork.core.aggregate import all_tests_passed, domain_status, summarize_j
 
 def _result(name: str, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "name": name, "status": "succeeded", "critical": False, "error": None, "failed_phase": None,
-        "agents": [], "files_modified": [], "has_tests": False, "tests_passed": None,
-        "merged_into_session": True, "tokens": 0, "cost": 0.0, "agent_runs": 0,
+        "name": name,
+        "status": "succeeded",
+        "critical": False,
+        "error": None,
+        "failed_phase": None,
+        "agents": [],
+        "files_modified": [],
+        "has_tests": False,
+        "tests_passed": None,
+        "merged_into_session": True,
+        "tokens": 0,
+        "cost": 0.0,
+        "agent_runs": 0,
     }
     base.update(fields)
     return base
@@ -25,18 +35,32 @@ def _agent(item: str, status: str, error: str | None = None) -> dict[str, Any]:
 
 
 def test_domain_status_rules() -> None:
-    assert domain_status(failed_phase=None, total=3, succeeded=3, failed=0, skipped=0) == "succeeded"
+    assert (
+        domain_status(failed_phase=None, total=3, succeeded=3, failed=0, skipped=0) == "succeeded"
+    )
     assert domain_status(failed_phase=None, total=3, succeeded=2, failed=1, skipped=0) == "partial"
     assert domain_status(failed_phase=None, total=3, succeeded=2, failed=0, skipped=1) == "partial"
     assert domain_status(failed_phase=None, total=2, succeeded=0, failed=2, skipped=0) == "failed"
-    assert domain_status(failed_phase="setup", total=0, succeeded=0, failed=0, skipped=0) == "failed"
-    assert domain_status(failed_phase=None, total=0, succeeded=0, failed=0, skipped=0) == "succeeded"
+    assert (
+        domain_status(failed_phase="setup", total=0, succeeded=0, failed=0, skipped=0) == "failed"
+    )
+    assert (
+        domain_status(failed_phase=None, total=0, succeeded=0, failed=0, skipped=0) == "succeeded"
+    )
 
 
 def test_all_tests_passed_needs_a_domain_with_tests() -> None:
     assert all_tests_passed([_result("a")]) is False
     assert all_tests_passed([_result("a"), _result("b", has_tests=True, tests_passed=True)]) is True
-    assert all_tests_passed([_result("a", has_tests=True, tests_passed=True), _result("b", has_tests=True, tests_passed=None)]) is False
+    assert (
+        all_tests_passed(
+            [
+                _result("a", has_tests=True, tests_passed=True),
+                _result("b", has_tests=True, tests_passed=None),
+            ]
+        )
+        is False
+    )
 
 
 def test_status_failed_on_any_critical_failure_partial_on_others() -> None:
@@ -58,14 +82,28 @@ def test_files_are_the_sorted_union_of_merged_domains() -> None:
     results = [
         _result("a", files_modified=["z", "a"]),
         _result("b", files_modified=["a", "m"]),
-        _result("c", files_modified=["q"], merged_into_session=False, status="failed", failed_phase="tests"),
+        _result(
+            "c",
+            files_modified=["q"],
+            merged_into_session=False,
+            status="failed",
+            failed_phase="tests",
+        ),
     ]
     assert summarize_job(results, chosen=3).aggregated_files == ["a", "m", "z"]
 
 
-@given(st.lists(st.lists(st.sampled_from(list("abcdef")), max_size=4), max_size=5), st.lists(st.booleans(), max_size=5))
-def test_aggregated_files_are_sorted_unique_and_cover_every_merged_domain(files: list[list[str]], critical: list[bool]) -> None:
-    results = [_result(str(i), files_modified=f, critical=(critical[i] if i < len(critical) else False)) for i, f in enumerate(files)]
+@given(
+    st.lists(st.lists(st.sampled_from(list("abcdef")), max_size=4), max_size=5),
+    st.lists(st.booleans(), max_size=5),
+)
+def test_aggregated_files_are_sorted_unique_and_cover_every_merged_domain(
+    files: list[list[str]], critical: list[bool]
+) -> None:
+    results = [
+        _result(str(i), files_modified=f, critical=(critical[i] if i < len(critical) else False))
+        for i, f in enumerate(files)
+    ]
     summary = summarize_job(results, chosen=len(results))
     assert summary.aggregated_files == sorted(set(summary.aggregated_files))
     assert set(summary.aggregated_files) == {path for f in files for path in f}
@@ -73,11 +111,15 @@ def test_aggregated_files_are_sorted_unique_and_cover_every_merged_domain(files:
 
 
 def test_item_failures_in_a_critical_domain_that_finished_leave_the_job_partial() -> None:
-    critical_partial = _result("a", status="partial", critical=True, agents=[_agent("1", "failed", "x")])
+    critical_partial = _result(
+        "a", status="partial", critical=True, agents=[_agent("1", "failed", "x")]
+    )
     summary = summarize_job([critical_partial], chosen=1)
     assert summary.status == "partial"
     assert summary.failures[0]["critical"] is False
-    critical_failed = _result("a", status="failed", critical=True, agents=[_agent("1", "failed", "x")])
+    critical_failed = _result(
+        "a", status="failed", critical=True, agents=[_agent("1", "failed", "x")]
+    )
     summary = summarize_job([critical_failed], chosen=1)
     assert summary.status == "failed"
     assert summary.failures[0]["critical"] is True

@@ -42,7 +42,9 @@ def test_directory_and_glob_mentions_cover_the_files_below() -> None:
 
 def test_reason_names_what_matched() -> None:
     selection = select_by_rules("docs: see docs/index.md", DOMAINS)
-    assert selection.choices == (("docs", "keyword 'docs'; path 'docs/index.md' matches 'docs/**'"),)
+    assert selection.choices == (
+        ("docs", "keyword 'docs'; path 'docs/index.md' matches 'docs/**'"),
+    )
 
 
 def test_fallback_none_explains_and_fallback_all_runs_everything() -> None:

@@ -99,4 +99,6 @@ def treefork_branches(repo: Path) -> list[str]:
 def worktree_paths(repo: Path) -> list[Path]:
     """Every worktree git knows, the main one first."""
     out = run_git(repo, "worktree", "list", "--porcelain")
-    return [Path(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")]
+    return [
+        Path(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")
+    ]

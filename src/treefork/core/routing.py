@@ -162,7 +162,9 @@ def select_by_rules(
     names = ", ".join(domain.name for domain in domains) or "(none)"
     if fallback == "all":
         return Selection(
-            choices=tuple((domain.name, "fallback: no domain matched, running all") for domain in domains),
+            choices=tuple(
+                (domain.name, "fallback: no domain matched, running all") for domain in domains
+            ),
             note=f"no keyword or path of any domain matched the task; running all: {names}",
         )
     return Selection(

@@ -50,9 +50,7 @@ def _step_problems(step: Any, where: str) -> Iterator[Problem]:
         return
     if isinstance(step, Shell) and (not isinstance(step.command, str) or not step.command.strip()):
         yield Problem(where, "Shell needs a non-empty command")
-    if isinstance(step, AgentStep) and not (
-        hasattr(step.agent, "ainvoke") or callable(step.agent)
-    ):
+    if isinstance(step, AgentStep) and not (hasattr(step.agent, "ainvoke") or callable(step.agent)):
         yield Problem(where, f"AgentStep needs an async callable or a Runnable, got {step.agent!r}")
     if isinstance(step, Claude) and not step.prompt.strip():
         yield Problem(where, "Claude needs a non-empty prompt")
@@ -83,8 +81,14 @@ def _map_problems(map_: Map | None, where: str) -> Iterator[Problem]:
     if not map_.agent:
         yield Problem(f"{where}.agent", "no map agent: give at least one step")
     yield from _steps_problems(map_.agent, f"{where}.agent")
-    if isinstance(map_.max_parallel, bool) or not isinstance(map_.max_parallel, int) or map_.max_parallel < 1:
-        yield Problem(f"{where}.max_parallel", f"must be an integer >= 1, got {map_.max_parallel!r}")
+    if (
+        isinstance(map_.max_parallel, bool)
+        or not isinstance(map_.max_parallel, int)
+        or map_.max_parallel < 1
+    ):
+        yield Problem(
+            f"{where}.max_parallel", f"must be an integer >= 1, got {map_.max_parallel!r}"
+        )
     yield from _positive(map_.agent_timeout, f"{where}.agent_timeout", "agent_timeout")
     for name in ("offset", "max_items"):
         value = getattr(map_, name)
@@ -93,14 +97,20 @@ def _map_problems(map_: Map | None, where: str) -> Iterator[Problem]:
     if isinstance(map_.input, str) and not map_.input.strip():
         yield Problem(f"{where}.input", "input is empty")
     if map_.isolation == "none" and any(step.commit_required for step in map_.agent):
-        yield Problem(f"{where}.isolation", "isolation 'none' agents may not commit, but a step is commit_required")
+        yield Problem(
+            f"{where}.isolation",
+            "isolation 'none' agents may not commit, but a step is commit_required",
+        )
     if map_.isolation not in ("worktree", "none"):
         yield Problem(f"{where}.isolation", f"must be 'worktree' or 'none', got {map_.isolation!r}")
 
 
 def _policy_problems(policy: ErrorPolicy, where: str) -> Iterator[Problem]:
     if policy.on_item_failure not in ("dlq", "retry", "skip", "stop"):
-        yield Problem(f"{where}.on_item_failure", f"must be dlq, retry, skip or stop, got {policy.on_item_failure!r}")
+        yield Problem(
+            f"{where}.on_item_failure",
+            f"must be dlq, retry, skip or stop, got {policy.on_item_failure!r}",
+        )
     if policy.max_failures is not None and policy.max_failures < 1:
         yield Problem(f"{where}.max_failures", "must be at least 1")
     threshold = policy.failure_threshold
@@ -155,7 +165,10 @@ def validate_definition(
         if isinstance(name, str):
             if name in seen:
                 problems.append(
-                    Problem(f"domains[{index}].name", f"duplicate domain name {name!r} (also domains[{seen[name]}])")
+                    Problem(
+                        f"domains[{index}].name",
+                        f"duplicate domain name {name!r} (also domains[{seen[name]}])",
+                    )
                 )
             seen.setdefault(name, index)
     if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
