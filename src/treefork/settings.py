@@ -46,5 +46,6 @@ class GraphSettings:
     def specs(self) -> list[DomainSpec]:
         """What analyzers see of the domains."""
         return [
-            DomainSpec(d.name, tuple(d.keywords), tuple(d.paths), d.description) for d in self.domains
+            DomainSpec(d.name, tuple(d.keywords), tuple(d.paths), d.description)
+            for d in self.domains
         ]
