@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import typer
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from rich.console import Console
@@ -71,7 +72,7 @@ async def _run(
             home=home,
             event_sinks=[progress],
         )
-        config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
+        config: RunnableConfig = {"configurable": {"thread_id": "demo"}}
         state = await graph.ainvoke({"task": task, "repo": str(repo)}, config)
     interrupts = state.get("__interrupt__") or []
     if interrupts:

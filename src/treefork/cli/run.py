@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from rich.console import Console
 from rich.prompt import Confirm
@@ -144,7 +145,7 @@ async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> 
             state_in: dict[str, Any] = {"task": options["task"], "repo": str(options["repo"])}
             if options["job_id"]:
                 state_in["job_id"] = options["job_id"]
-            config: dict[str, Any] = {"configurable": {"thread_id": options["job_id"] or "pending"}}
+            config: RunnableConfig = {"configurable": {"thread_id": options["job_id"] or "pending"}}
             state = await _start(compiled, state_in, config)
             interrupts = state.get("__interrupt__") or []
             if interrupts and not options["no_merge"] and sys.stdin.isatty() and not options["json"]:
@@ -164,7 +165,7 @@ async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> 
     return dict(state)
 
 
-async def _start(compiled: Any, state_in: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+async def _start(compiled: Any, state_in: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     # The job id is the thread id, so `treefork resume JOB` finds the checkpoint. A job id
     # chosen by the supervisor is not known before it runs: pick it here instead.
     from treefork.nodes.supervisor import new_job_id

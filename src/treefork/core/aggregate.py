@@ -112,7 +112,7 @@ def summarize_job(results: Sequence[DomainResult], *, chosen: int) -> JobSummary
         status = "succeeded"
     return JobSummary(
         aggregated_files=files,
-        all_tests_passed=all_tests_passed(results),  # type: ignore[arg-type]
+        all_tests_passed=all_tests_passed(results),
         failures=failures,
         status=status,
         tokens=sum(result["tokens"] for result in results),

@@ -238,7 +238,8 @@ async def _finish_attempt(
             "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
             branch=worktree.branch,
         )
-        result.update(error=str(conflict), conflict_paths=list(conflict.paths))
+        result["error"] = str(conflict)
+        result["conflict_paths"] = list(conflict.paths)
         return result
     result["status"] = "succeeded"
     await pool.release(worktree, reusable=clean)
