@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from treefork.core.filter import FieldPath, FilterError, parse_field_path
+from treefork.core.fields import FieldPath, FilterError, parse_field_path
 
 __all__ = ("SortError", "SortKey", "parse_sort_spec", "sort_items")
 
