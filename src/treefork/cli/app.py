@@ -21,6 +21,7 @@ app = typer.Typer(
 def _register() -> None:
     # Command modules register themselves on import.
     from treefork.cli import demo, run  # noqa: F401
+    from treefork.cli import report  # noqa: F401
 
 
 def main() -> None:

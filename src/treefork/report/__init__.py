@@ -1,0 +1,71 @@
+"""Run reports: one self-contained HTML page per job, from its events.
+
+::
+
+    build_report_model(job, events)   pure: summary, lanes and bars, markers, budget, failures
+    graph_shape()                     the node order of treefork's own compiled graphs
+    render_report(model, shape)       the page: plotly charts (inlined), the graph as SVG
+    write_report(path, job, events)   all of the above, written to one file
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from treefork.domain import Domain, Map
+from treefork.graph import build_graph
+from treefork.nodes import build_domain_graph
+from treefork.report.graph import GraphShape, topological_order
+from treefork.report.html import render_report
+from treefork.report.model import ReportModel, build_report_model
+from treefork.steps import Shell
+
+__all__ = (
+    "GraphShape",
+    "ReportModel",
+    "build_report_model",
+    "graph_shape",
+    "render_report",
+    "write_report",
+)
+
+
+def graph_shape() -> GraphShape:
+    """The order of the nodes of treefork's graph and of a domain's sub-graph.
+
+    Read from the compiled graphs themselves, so the report draws the graph that ran.
+    """
+    top = build_graph(
+        [Domain("domain", map=Map(input=["item"], agent=[Shell("true")]))]
+    ).get_graph()
+    domain = build_domain_graph("domain").get_graph()
+    top_nodes = topological_order(top.nodes, [(edge.source, edge.target) for edge in top.edges])
+    domain_nodes = topological_order(
+        domain.nodes, [(edge.source, edge.target) for edge in domain.edges]
+    )
+    inner = tuple(node for node in domain_nodes if node not in ("__start__", "__end__"))
+    return GraphShape(tuple(top_nodes), inner)
+
+
+def write_report(
+    path: str | Path,
+    job: Mapping[str, Any] | None,
+    events: Sequence[Mapping[str, Any]],
+) -> Path:
+    """Write the report of one job to ``path`` (one HTML file; folders created).
+
+    Args:
+        path: The HTML file to write.
+        job: What is known of the job besides its events (job store row or final state).
+        events: The job's events in the order they were emitted.
+
+    Returns:
+        The path written.
+    """
+    target = Path(path)
+    page = render_report(build_report_model(job, events), graph_shape())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    return target
