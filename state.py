@@ -212,3 +212,6 @@ class DomainState(TypedDict, total=False):
     merged_into_session: bool
     started_at: float
     result: DomainResult
+    retry_items: list[str]
+    """Item ids retried from the DLQ (``treefork dlq retry``): those items run again, every
+    other item keeps its recorded result, and reduce and tests run again."""

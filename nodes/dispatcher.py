@@ -8,6 +8,7 @@ job-wide limiter caps the agents running at once across all domains.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from treefork.home import treefork_home
 from treefork.runtime import RUNTIME_KEY, BudgetTracker, JobRuntime
 from treefork.settings import GraphSettings
 from treefork.state import DomainResult, ParallelState
+from treefork.store.lock import JobLock
+from treefork.store.recorder import JobRecorder
 
 __all__ = ("crashed_domain_result", "dispatcher")
 
@@ -51,19 +54,52 @@ def _budget_tracker(settings: GraphSettings, state: ParallelState) -> BudgetTrac
 async def _runtime(state: ParallelState, settings: GraphSettings) -> JobRuntime:
     repo = await open_repository(state["repo"], state["base_branch"])
     job_id = state["job_id"]
+    home = treefork_home(settings.home)
     writer = stream_writer_or_none()
     sinks = [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
+    recorder = JobRecorder(settings.store.get(home) if settings.store else None, job_id)
+    budget = _budget_tracker(settings, state)
+    # Agents recorded by an earlier, interrupted run of this job spent budget too.
+    for row in await recorder.agents():
+        if row["result"]:
+            result = row["result"]
+            budget.used = budget.used.add(
+                tokens=int(result["tokens"]), cost=float(result["cost"]), agent_runs=int(result["attempts"])
+            )
     return JobRuntime(
         settings=settings,
         repo=repo,
         job_id=job_id,
-        worktrees=WorktreeManager(repo, job_id, treefork_home(settings.home)),
+        worktrees=WorktreeManager(repo, job_id, home),
         emitter=Emitter(job_id, sinks),
-        budget=_budget_tracker(settings, state),
+        budget=budget,
         session_branch=state["session_branch"],
         base_commit=state["base_commit"],
         global_limiter=anyio.CapacityLimiter(settings.max_parallel),
+        recorder=recorder,
     )
+
+
+async def _record_job(runtime: JobRuntime, state: ParallelState, session_path: str) -> None:
+    await runtime.recorder.job_started(
+        repo=str(runtime.repo.root), task=state.get("task"), base_branch=state["base_branch"],
+        base_commit=state["base_commit"], session_branch=state["session_branch"], pid=os.getpid(),
+    )
+    await runtime.recorder.resource("worktree", session_path, role="session", repo=str(runtime.repo.root))
+    await runtime.recorder.resource("branch", state["session_branch"], role="session", repo=str(runtime.repo.root))
+
+
+async def _run_domain(
+    runtime: JobRuntime, name: str, graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableConfig
+) -> DomainResult:
+    # A domain whose result is recorded finished before this run: it is not run again.
+    recorded = await runtime.recorder.domain(name)
+    if recorded and recorded.get("result"):
+        runtime.emitter.emit("resume", domain=name, phase="domain", action="skip", reason="domain finished before")
+        result: DomainResult = recorded["result"]
+        return result
+    outcome = await graph.ainvoke({"domain": name, "job_id": runtime.job_id}, config)
+    return outcome["result"]  # type: ignore[no-any-return]
 
 
 async def dispatcher(
@@ -82,16 +118,25 @@ async def dispatcher(
     names = [choice["name"] for choice in state.get("domains") or []]
     if not names:
         return {"domain_results": {}}
+    # One process at a time runs a job (re-entrant: the CLI holds it around the whole run).
+    with JobLock(treefork_home(settings.home), state["job_id"]):
+        return await _dispatch(state, settings, domain_graphs, names)
+
+
+async def _dispatch(
+    state: ParallelState,
+    settings: GraphSettings,
+    domain_graphs: Mapping[str, CompiledStateGraph[Any, Any, Any, Any]],
+    names: list[str],
+) -> dict[str, Any]:
     runtime = await _runtime(state, settings)
     session = await runtime.worktrees.session_worktree(runtime.base_commit)
     runtime.emitter.emit("worktree", action="created", path=str(session.path), branch=session.branch)
+    await _record_job(runtime, state, str(session.path))
     child_config: RunnableConfig = {"configurable": {RUNTIME_KEY: runtime}}
     started = time.time()
     outcomes = await asyncio.gather(
-        *(
-            domain_graphs[name].ainvoke({"domain": name, "job_id": runtime.job_id}, child_config)
-            for name in names
-        ),
+        *(_run_domain(runtime, name, domain_graphs[name], child_config) for name in names),
         return_exceptions=True,
     )
     results: dict[str, DomainResult] = {}
@@ -102,7 +147,7 @@ async def dispatcher(
             critical = settings.domain(name).critical
             results[name] = crashed_domain_result(name, critical, outcome, started)
         else:
-            results[name] = outcome["result"]
+            results[name] = outcome
     # The session worktree shows the merged result for review before approval.
     await runtime.worktrees.sync_worktree(session.path, runtime.base_commit)
     return {

@@ -21,6 +21,14 @@ from treefork.git.merge import changed_files
 from treefork.phases.integrate import merge_domain_into_session, retire_domain_worktree
 from treefork.phases.map import MapRun, run_map_phase
 from treefork.phases.reduce import map_summary, run_reduce, run_tests
+from treefork.phases.resume import (
+    record_phase_head,
+    record_setup,
+    resume_map,
+    resume_reduce,
+    resume_setup,
+    resume_tests,
+)
 from treefork.phases.setup import load_domain_items, run_setup
 from treefork.runtime import JobRuntime, runtime_from
 from treefork.state import DomainResult, DomainState
@@ -49,6 +57,8 @@ async def prepare(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     except TreeforkError as error:
         return {**update, **_failed("prepare", error)}
     runtime.emitter.emit("worktree", action="created", domain=domain.name, path=str(worktree.path))
+    await runtime.recorder.resource("worktree", str(worktree.path), role="domain")
+    await runtime.recorder.resource("branch", str(worktree.branch), role="domain")
     return {**update, "worktree": str(worktree.path), "branch": worktree.branch}
 
 
@@ -58,6 +68,9 @@ async def setup(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     domain = runtime.settings.domain(state["domain"])
     worktree = _worktree(state)
     variables = dict(state.get("variables") or {})
+    recorded = await resume_setup(runtime, domain.name, worktree)
+    if recorded is not None:
+        return recorded
     _phase(runtime, state, "setup", "phase_start")
     outcome = await run_setup(runtime, domain, worktree, variables)
     _phase(runtime, state, "setup", "phase_end", ok=outcome.ok)
@@ -68,6 +81,7 @@ async def setup(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
         items = await load_domain_items(domain, worktree)
     except TreeforkError as error:
         return _failed("map", error)
+    await record_setup(runtime, domain.name, base_commit, items, variables)
     return {"base_commit": base_commit, "items": items, "variables": variables}
 
 
@@ -77,7 +91,14 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
     domain = runtime.settings.domain(state["domain"])
     assert domain.map is not None
     items = state.get("items") or []
+    retry = frozenset(state.get("retry_items") or ())
+    recorded = await resume_map(runtime, domain.name, retry=bool(retry))
+    if recorded is not None:
+        return {"agents": recorded, "variables": {**(state.get("variables") or {}), "map": map_summary(recorded)}}
     _phase(runtime, state, "map", "phase_start", items=len(items))
+    # A DLQ retry starts from a synced worktree at the branch tip; a first run (or a resumed
+    # one) from a worktree whose files still match the post-setup commit.
+    checked_out = await runtime.worktrees.head(_worktree(state)) if retry else state["base_commit"]
     run = MapRun(
         runtime=runtime,
         domain=domain,
@@ -86,15 +107,17 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
         worktree=_worktree(state),
         base_commit=state["base_commit"],
         variables=dict(state.get("variables") or {}),
+        retry=retry,
     )
     results = await run_map_phase(run, items)
     summary = map_summary(results)
     _phase(runtime, state, "map", "phase_end", **{k: summary[k] for k in ("successful", "failed", "skipped", "total")})
     variables = {**(state.get("variables") or {}), "map": summary}
     try:
-        await runtime.worktrees.sync_worktree(_worktree(state), state["base_commit"])
+        await runtime.worktrees.sync_worktree(_worktree(state), checked_out)
     except TreeforkError as error:
         return {"agents": results, "variables": variables, **_failed("map", error)}
+    await record_phase_head(runtime, domain.name, "map", _worktree(state))
     return {"agents": results, "variables": variables}
 
 
@@ -103,11 +126,16 @@ async def reduce(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     runtime = runtime_from(config)
     domain = runtime.settings.domain(state["domain"])
     variables = dict(state.get("variables") or {})
+    rerun = bool(state.get("retry_items"))
+    recorded = await resume_reduce(runtime, domain.name, _worktree(state), rerun=rerun)
+    if recorded is not None:
+        return {"variables": recorded}
     _phase(runtime, state, "reduce", "phase_start")
     outcome = await run_reduce(runtime, domain, _worktree(state), variables)
     _phase(runtime, state, "reduce", "phase_end", ok=outcome.ok)
     if not outcome.ok:
         return {"variables": variables, **_failed("reduce", outcome.error or "reduce failed")}
+    await record_phase_head(runtime, domain.name, "reduce", _worktree(state), variables=variables)
     return {"variables": variables}
 
 
@@ -117,13 +145,18 @@ async def tests(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     domain = runtime.settings.domain(state["domain"])
     if domain.tests_step is None:
         return {"tests_passed": None}
-    _phase(runtime, state, "tests", "phase_start")
-    outcome = await run_tests(runtime, domain, _worktree(state), dict(state.get("variables") or {}))
-    assert outcome is not None
-    _phase(runtime, state, "tests", "phase_end", ok=outcome.ok)
-    update: dict[str, Any] = {"tests_passed": outcome.ok, "tests_output": outcome.output_tail[-_TAIL:]}
-    if not outcome.ok:
-        update.update(_failed("tests", outcome.error or "tests failed"))
+    recorded = await resume_tests(runtime, domain.name, rerun=bool(state.get("retry_items")))
+    if recorded is None:
+        _phase(runtime, state, "tests", "phase_start")
+        outcome = await run_tests(runtime, domain, _worktree(state), dict(state.get("variables") or {}))
+        assert outcome is not None
+        _phase(runtime, state, "tests", "phase_end", ok=outcome.ok)
+        error = None if outcome.ok else str(outcome.error or "tests failed")
+        recorded = {"passed": outcome.ok, "output": outcome.output_tail[-_TAIL:], "error": error}
+        await runtime.recorder.phase_done(domain.name, "tests", recorded)
+    update: dict[str, Any] = {"tests_passed": recorded["passed"], "tests_output": recorded["output"]}
+    if not recorded["passed"]:
+        update.update(_failed("tests", recorded["error"] or "tests failed"))
     return update
 
 
@@ -144,10 +177,11 @@ async def integrate(state: DomainState, config: RunnableConfig) -> dict[str, Any
         return {"merged_into_session": False}
     head = await runtime.worktrees.head(_worktree(state))
     try:
-        await merge_domain_into_session(runtime, state["domain"], head)
+        merged = await merge_domain_into_session(runtime, state["domain"], head)
     except MergeConflictError as conflict:
         runtime.emitter.emit("conflict", domain=state["domain"], paths=list(conflict.paths), into=runtime.session_branch)
         return {"merged_into_session": False, **_failed("integrate", conflict)}
+    await runtime.recorder.phase_done(state["domain"], "integrate", {"commit": merged.commit})
     return {"merged_into_session": True}
 
 
@@ -166,6 +200,8 @@ async def finish(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
         if state.get("merged_into_session"):
             kept_path = await retire_domain_worktree(runtime, _worktree(state))
             kept = [kept_path] if kept_path else []
+            if not kept_path:
+                await runtime.recorder.resource_removed("worktree", worktree)
         else:
             kept = [worktree]
     agents = sorted((state.get("agents") or {}).values(), key=lambda agent: agent["item_index"])
@@ -191,6 +227,7 @@ async def finish(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
         "started_at": state.get("started_at", time.time()),
         "finished_at": time.time(),
     }
+    await runtime.recorder.phase_done(domain.name, "result", result, status=status)
     runtime.emitter.emit(
         "domain_end", domain=domain.name, status=status, error=result["error"], **counts,
         files=files, tests_passed=result["tests_passed"],

@@ -22,7 +22,9 @@ at the boundary (``raise ... from``), never leaked.
     ├── InterpolationError       a ${...} reference cannot be resolved or safely inserted
     ├── BudgetExceededError      the budget is spent (used internally to stop new agents)
     ├── MergeRefusedError        merge review refused to merge (dirty checkout, failed job, ...)
-    └── JobError                 a job cannot be found, resumed or is locked by another process
+    ├── JobError                 a job cannot be found, resumed or is locked by another process
+    │   └── JobLockedError       another process holds the job's lock (it is running)
+    └── StoreError               the job store cannot be opened (unreadable, newer schema)
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ __all__ = (
     "InputError",
     "InterpolationError",
     "JobError",
+    "JobLockedError",
     "MergeConflictError",
     "MergeRefusedError",
     "Problem",
     "RepositoryError",
     "StepError",
     "StepTimeoutError",
+    "StoreError",
     "TreeforkError",
     "UnmergedWorkError",
     "WorkItemError",
@@ -256,3 +260,22 @@ class JobError(TreeforkError):
         self.job_id = job_id
         self.reason = reason
         super().__init__(f"job {job_id}: {reason}")
+
+
+class JobLockedError(JobError):
+    """Another process holds the job's lock: the job is running there."""
+
+    def __init__(self, job_id: str, lock_path: str | Path, holder_pid: int | None) -> None:
+        self.lock_path = str(lock_path)
+        self.holder_pid = holder_pid
+        holder = f"process {holder_pid}" if holder_pid else "another process"
+        super().__init__(job_id, f"is running in {holder} (lock {self.lock_path}); nothing was changed")
+
+
+class StoreError(TreeforkError):
+    """The job store cannot be opened or read."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"job store {self.path}: {reason}")

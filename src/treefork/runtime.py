@@ -2,7 +2,7 @@
 
 A :class:`JobRuntime` lives for one dispatcher run; domain sub-graphs receive it through
 their config (``configurable["treefork_runtime"]``). None of it is checkpointed: everything
-needed to resume is in the graph state and in git.
+needed to resume is in the graph state, the job store and git.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from treefork.git.repository import RepositoryInfo
 from treefork.git.worktrees import WorktreeManager
 from treefork.settings import GraphSettings
 from treefork.steps import Usage
+from treefork.store.recorder import JobRecorder
 
 __all__ = ("RUNTIME_KEY", "BudgetTracker", "JobRuntime", "runtime_from")
 
@@ -84,6 +85,8 @@ class JobRuntime:
     global_limiter: anyio.CapacityLimiter
     session_lock: anyio.Lock = field(default_factory=anyio.Lock)
     """Serializes merges into the session branch."""
+    recorder: JobRecorder = field(default_factory=lambda: JobRecorder(None, ""))
+    """The job's records in the job store (records nothing when the graph has no store)."""
 
 
 def runtime_from(config: RunnableConfig) -> JobRuntime:

@@ -1,0 +1,561 @@
+"""The job store: what survives a crash, in SQLite in the treefork home.
+
+:class:`JobStore` is the one seam for this kind of I/O. Its methods are plain blocking calls
+on one connection (WAL mode, so readers never wait for the writer and several processes
+share the file); each write is one short transaction. The engine calls them through
+:class:`~treefork.store.recorder.JobRecorder`, which runs them on a worker thread; the CLI
+and reports call them directly.
+
+Durability: a committed write survives the process being killed at any instant (SIGKILL
+included). ``synchronous=NORMAL`` means an operating-system crash or power loss may lose the
+last few milliseconds of writes, never corrupt the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from treefork.errors import StoreError
+from treefork.store.schema import migrate
+
+__all__ = ("STORE_FILE", "JobStore", "shared_store")
+
+STORE_FILE = "treefork.db"
+"""The store's file name in the treefork home."""
+
+_BUSY_TIMEOUT_MS = 30_000
+
+_JSON_COLUMNS = frozenset(
+    {
+        "options",
+        "summary",
+        "setup",
+        "map",
+        "reduce",
+        "tests",
+        "integrate",
+        "result",
+        "item",
+        "payload",
+    }
+)
+_JOB_COLUMNS = frozenset(
+    {
+        "repo",
+        "task",
+        "workflow",
+        "workflow_path",
+        "options",
+        "status",
+        "merge_status",
+        "merge_commit",
+        "merge_message",
+        "base_branch",
+        "base_commit",
+        "session_branch",
+        "summary",
+        "discarded",
+        "pid",
+        "finished_at",
+    }
+)
+_PHASES = frozenset({"setup", "map", "reduce", "tests", "integrate", "result"})
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118 (sqlite3.Row is not a mapping)
+        value = row[key]
+        out[key] = json.loads(value) if key in _JSON_COLUMNS and isinstance(value, str) else value
+    return out
+
+
+class JobStore:
+    """Jobs, domains, agent results, DLQ, events and resources of one treefork home.
+
+    Args:
+        path: The database file; created (with its folder) if missing.
+
+    Raises:
+        StoreError: The file cannot be opened or was written by a newer treefork.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            migrate(connection, location=str(self.path))
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(self.path, str(error)) from error
+        self._connection: sqlite3.Connection | None = connection
+        self.pid = os.getpid()
+        """The process that opened it (a connection must never cross a fork)."""
+        # Closed when the store is closed, garbage-collected, or at interpreter exit.
+        self._finalizer = weakref.finalize(self, connection.close)
+
+    @classmethod
+    def in_home(cls, home: Path) -> JobStore:
+        """The store of a treefork home (``<home>/treefork.db``)."""
+        return cls(home / STORE_FILE)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._connection = None
+            self._finalizer()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open."""
+        return self._connection is not None
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._connection is None:
+                raise StoreError(self.path, "the store is closed")
+            connection = self._connection
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise StoreError(self.path, str(error)) from error
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._connection is None:
+                raise StoreError(self.path, "the store is closed")
+            try:
+                rows = self._connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as error:
+                raise StoreError(self.path, str(error)) from error
+        return [_decode_row(row) for row in rows]
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def start_job(self, job_id: str, **fields: Any) -> None:
+        """Create the job's row, or update it with the non-None ``fields`` given.
+
+        Args:
+            job_id: The job.
+            **fields: Columns of ``jobs`` (``repo``, ``task``, ``workflow_path``,
+                ``options``, ``base_branch``, ...); a new job's ``status`` is ``running``
+                unless given.
+        """
+        given = {key: value for key, value in fields.items() if value is not None}
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO jobs (job_id, status, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (job_id) DO NOTHING",
+                (job_id, given.get("status", "running"), now, now),
+            )
+            self._update_job(connection, job_id, given, now)
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set columns of an existing job (None values are written as NULL)."""
+        with self._transaction() as connection:
+            self._update_job(connection, job_id, fields, time.time())
+
+    @staticmethod
+    def _update_job(
+        connection: sqlite3.Connection, job_id: str, fields: Mapping[str, Any], now: float
+    ) -> None:
+        unknown = set(fields) - _JOB_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown job columns {sorted(unknown)}")
+        if not fields:
+            return
+        columns = ", ".join(f"{key} = ?" for key in fields)
+        values = tuple(
+            _encode(value) if key in _JSON_COLUMNS and value is not None else value
+            for key, value in fields.items()
+        )
+        connection.execute(
+            f"UPDATE jobs SET {columns}, updated_at = ? WHERE job_id = ?",  # noqa: S608 (columns whitelisted)
+            (*values, now, job_id),
+        )
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """One job with its item counts, or None if the store does not know it."""
+        rows = self._query(_JOBS_QUERY + " WHERE jobs.job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job, newest first, with item counts (``succeeded``, ``failed``, ...)."""
+        return self._query(_JOBS_QUERY + " ORDER BY jobs.created_at DESC, jobs.job_id")
+
+    # -- domains -------------------------------------------------------------------------------
+
+    def record_phase(
+        self,
+        job_id: str,
+        domain: str,
+        phase: str,
+        facts: Mapping[str, Any] | None,
+        *,
+        status: str | None = None,
+    ) -> None:
+        """Record that a domain's phase finished (``facts``), or forget it (None).
+
+        Args:
+            job_id: The job.
+            domain: The domain.
+            phase: ``setup``, ``map``, ``reduce``, ``tests``, ``integrate`` or ``result``.
+            facts: What resuming needs to know about it (JSON-compatible).
+            status: The domain's status, when it changes.
+        """
+        if phase not in _PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        value = _encode(facts) if facts is not None else None
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO domains (job_id, domain, status, updated_at) VALUES (?, ?, 'running', ?) "
+                "ON CONFLICT (job_id, domain) DO NOTHING",
+                (job_id, domain, now),
+            )
+            connection.execute(
+                f"UPDATE domains SET {phase} = ?, status = COALESCE(?, status), updated_at = ? "  # noqa: S608
+                "WHERE job_id = ? AND domain = ?",
+                (value, status, now, job_id, domain),
+            )
+
+    def domain(self, job_id: str, domain: str) -> dict[str, Any] | None:
+        """A domain's recorded phases, or None."""
+        rows = self._query(
+            "SELECT * FROM domains WHERE job_id = ? AND domain = ?", (job_id, domain)
+        )
+        return rows[0] if rows else None
+
+    def domains(self, job_id: str) -> list[dict[str, Any]]:
+        """Every recorded domain of a job."""
+        return self._query("SELECT * FROM domains WHERE job_id = ? ORDER BY domain", (job_id,))
+
+    # -- agents --------------------------------------------------------------------------------
+
+    def agent_started(
+        self,
+        job_id: str,
+        domain: str,
+        *,
+        item_id: str,
+        item_index: int,
+        item: Any,
+        attempt: int,
+        branch: str | None,
+    ) -> None:
+        """Record that an attempt of an item's agent started."""
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO agents (job_id, domain, item_id, item_index, item, status, branch, "
+                "attempts, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) "
+                "ON CONFLICT (job_id, domain, item_id) DO UPDATE SET status = 'running', "
+                "merge = NULL, head = NULL, branch = excluded.branch, attempts = excluded.attempts, "
+                "updated_at = excluded.updated_at",
+                (job_id, domain, item_id, item_index, _encode(item), branch, attempt, now),
+            )
+            connection.execute(
+                "INSERT OR REPLACE INTO attempts (job_id, domain, item_id, attempt, status, branch, "
+                "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (job_id, domain, item_id, attempt, branch, now),
+            )
+
+    def attempt_finished(
+        self,
+        job_id: str,
+        domain: str,
+        *,
+        item_id: str,
+        attempt: int,
+        status: str,
+        error: str | None,
+        output_tail: str,
+        branch: str | None,
+        head: str | None,
+        tokens: int = 0,
+        cost: float = 0.0,
+    ) -> None:
+        """Record how one attempt ended (every attempt is kept, for the DLQ)."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO attempts (job_id, domain, item_id, attempt, status, error, output_tail, "
+                "branch, head, tokens, cost, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id, domain, item_id, attempt) DO UPDATE SET status = excluded.status, "
+                "error = excluded.error, output_tail = excluded.output_tail, branch = excluded.branch, "
+                "head = excluded.head, tokens = excluded.tokens, cost = excluded.cost, "
+                "finished_at = excluded.finished_at",
+                (
+                    job_id,
+                    domain,
+                    item_id,
+                    attempt,
+                    status,
+                    error,
+                    output_tail,
+                    branch,
+                    head,
+                    tokens,
+                    cost,
+                    time.time(),
+                ),
+            )
+
+    def record_agent(
+        self,
+        job_id: str,
+        domain: str,
+        result: Mapping[str, Any],
+        *,
+        merge: str,
+        head: str | None,
+        dead_letter: bool = True,
+    ) -> None:
+        """Record an item's agent result the moment it finished.
+
+        A failed result enters the DLQ (or updates its entry) unless ``dead_letter`` is
+        False (``on_item_failure: skip``); a succeeded one resolves its entry.
+
+        Args:
+            job_id: The job.
+            domain: The domain.
+            result: The :class:`~treefork.state.AgentResult`.
+            merge: ``none`` (nothing to merge), ``pending`` (its commits are not merged
+                yet), ``merged`` or ``conflict``.
+            head: The agent's last commit, when it made commits.
+            dead_letter: Whether a failure goes to the DLQ.
+        """
+        now = time.time()
+        status = str(result["status"])
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO agents (job_id, domain, item_id, item_index, item, status, merge, head, "
+                "branch, attempts, result, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id, domain, item_id) DO UPDATE SET status = excluded.status, "
+                "merge = excluded.merge, head = excluded.head, branch = excluded.branch, "
+                "attempts = excluded.attempts, result = excluded.result, "
+                "updated_at = excluded.updated_at",
+                (
+                    job_id,
+                    domain,
+                    result["item_id"],
+                    result["item_index"],
+                    _encode(result["item"]),
+                    status,
+                    merge,
+                    head,
+                    result.get("branch"),
+                    int(result.get("attempts") or 0),
+                    _encode(result),
+                    now,
+                ),
+            )
+            if status == "failed" and dead_letter:
+                connection.execute(
+                    "INSERT INTO dlq (job_id, domain, item_id, item_index, item, error, branch, "
+                    "attempts, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (job_id, domain, item_id) DO UPDATE SET error = excluded.error, "
+                    "branch = excluded.branch, attempts = excluded.attempts, resolved_at = NULL",
+                    (
+                        job_id,
+                        domain,
+                        result["item_id"],
+                        result["item_index"],
+                        _encode(result["item"]),
+                        result.get("error"),
+                        result.get("branch"),
+                        int(result.get("attempts") or 0),
+                        now,
+                    ),
+                )
+            elif status == "succeeded":
+                connection.execute(
+                    "UPDATE dlq SET resolved_at = ? WHERE job_id = ? AND domain = ? AND item_id = ? "
+                    "AND resolved_at IS NULL",
+                    (now, job_id, domain, result["item_id"]),
+                )
+
+    def agents(self, job_id: str, domain: str | None = None) -> list[dict[str, Any]]:
+        """Recorded agents of a job (of one domain), in item order."""
+        if domain is None:
+            return self._query(
+                "SELECT * FROM agents WHERE job_id = ? ORDER BY domain, item_index", (job_id,)
+            )
+        return self._query(
+            "SELECT * FROM agents WHERE job_id = ? AND domain = ? ORDER BY item_index",
+            (job_id, domain),
+        )
+
+    def attempts(self, job_id: str, domain: str, item_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of one item, first first."""
+        return self._query(
+            "SELECT * FROM attempts WHERE job_id = ? AND domain = ? AND item_id = ? ORDER BY attempt",
+            (job_id, domain, item_id),
+        )
+
+    # -- dead letter queue ---------------------------------------------------------------------
+
+    def dlq(
+        self, job_id: str | None = None, *, include_resolved: bool = False
+    ) -> list[dict[str, Any]]:
+        """Failed items (of one job, or of all), oldest first."""
+        conditions = ["1 = 1"]
+        parameters: list[Any] = []
+        if job_id is not None:
+            conditions.append("job_id = ?")
+            parameters.append(job_id)
+        if not include_resolved:
+            conditions.append("resolved_at IS NULL")
+        where = " AND ".join(conditions)
+        return self._query(
+            f"SELECT * FROM dlq WHERE {where} ORDER BY added_at, job_id, domain, item_index",  # noqa: S608
+            tuple(parameters),
+        )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def append_event(self, event: Mapping[str, Any]) -> int:
+        """Store one progress event; returns its sequence number."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
+                (
+                    str(event.get("job_id", "")),
+                    float(event.get("ts") or time.time()),
+                    str(event.get("event", "event")),
+                    _encode(dict(event)),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def events(self, job_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """A job's events in order, each as it was emitted plus ``seq`` (its number).
+
+        Args:
+            job_id: The job.
+            after: Only events with a sequence number above this (for following a log).
+        """
+        rows = self._query(
+            "SELECT id, payload FROM events WHERE job_id = ? AND id > ? ORDER BY id",
+            (job_id, after),
+        )
+        return [{**row["payload"], "seq": row["id"]} for row in rows]
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def record_resource(
+        self, job_id: str, kind: str, name: str, *, role: str, repo: str | None = None
+    ) -> None:
+        """Record a worktree (path) or branch a job made or uses."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO resources (kind, name, job_id, role, repo, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+                "job_id = excluded.job_id, role = excluded.role, removed_at = NULL",
+                (kind, name, job_id, role, repo, time.time()),
+            )
+
+    def resource_removed(self, kind: str, name: str) -> None:
+        """Record that a worktree or branch was removed."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE resources SET removed_at = ? WHERE kind = ? AND name = ? AND removed_at IS NULL",
+                (time.time(), kind, name),
+            )
+
+    def resources(
+        self, job_id: str | None = None, *, live_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """Recorded worktrees and branches (of one job), oldest first."""
+        conditions = ["1 = 1"]
+        parameters: list[Any] = []
+        if job_id is not None:
+            conditions.append("job_id = ?")
+            parameters.append(job_id)
+        if live_only:
+            conditions.append("removed_at IS NULL")
+        where = " AND ".join(conditions)
+        return self._query(
+            f"SELECT * FROM resources WHERE {where} ORDER BY created_at, name",  # noqa: S608
+            tuple(parameters),
+        )
+
+
+_JOBS_QUERY = """
+SELECT jobs.*,
+    COALESCE(counts.succeeded, 0) AS succeeded,
+    COALESCE(counts.failed, 0) AS failed,
+    COALESCE(counts.skipped, 0) AS skipped,
+    COALESCE(counts.running, 0) AS running,
+    COALESCE(counts.total, 0) AS total,
+    COALESCE(dead.open, 0) AS dlq
+FROM jobs
+LEFT JOIN (
+    SELECT job_id,
+        SUM(status = 'succeeded') AS succeeded,
+        SUM(status = 'failed') AS failed,
+        SUM(status = 'skipped') AS skipped,
+        SUM(status = 'running') AS running,
+        COUNT(*) AS total
+    FROM agents GROUP BY job_id
+) AS counts ON counts.job_id = jobs.job_id
+LEFT JOIN (
+    SELECT job_id, COUNT(*) AS open FROM dlq WHERE resolved_at IS NULL GROUP BY job_id
+) AS dead ON dead.job_id = jobs.job_id
+"""
+
+_shared: weakref.WeakValueDictionary[Path, JobStore] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_store(home: Path) -> JobStore:
+    """The store of a treefork home, shared within this process while anything holds it.
+
+    Graphs built without an explicit store use it: every job of the process writes through
+    one connection per home. The connection closes once no graph references the store.
+    """
+    path = (home / STORE_FILE).resolve()
+    with _shared_lock:
+        store = _shared.get(path)
+        if store is None or not store.is_open or store.pid != os.getpid():
+            store = JobStore(path)
+            _shared[path] = store
+        return store

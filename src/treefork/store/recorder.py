@@ -1,0 +1,214 @@
+"""How the engine reaches the job store: a reference in the graph settings, a job-bound
+recorder for the nodes, and the event log sink.
+
+- :class:`StoreRef` is what :func:`treefork.build_graph` keeps: a given :class:`JobStore`,
+  or the store of the treefork home the job runs with (resolved when the job runs, since
+  ``TREEFORK_HOME`` may be set after the graph is built).
+- :class:`JobRecorder` is the engine's async view of one job's records. Every call runs the
+  blocking SQLite work on a worker thread; a recorder without a store records nothing and
+  knows nothing, so the engine runs exactly as it did without durability.
+- :class:`EventLog` is an event sink: every event goes to the store's ``events`` table and
+  to ``<home>/jobs/<job>/events.jsonl``. It writes in the emitting thread: each write is a
+  few microseconds (one open connection, WAL, one appended line), and doing it in place
+  keeps the log in emission order.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from treefork.home import treefork_home
+from treefork.store.jobstore import JobStore, shared_store
+
+__all__ = ("EventLog", "JobRecorder", "StoreRef", "events_path")
+
+T = TypeVar("T")
+
+
+def events_path(home: Path, job_id: str) -> Path:
+    """The JSONL event log of a job."""
+    return home / "jobs" / job_id / "events.jsonl"
+
+
+class StoreRef:
+    """The job store a graph records into.
+
+    Args:
+        store: A store to use; None means the store of the job's treefork home.
+    """
+
+    def __init__(self, store: JobStore | None = None) -> None:
+        self.store = store
+        self._by_home: dict[Path, JobStore] = {}
+        self._lock = threading.Lock()
+
+    def get(self, home: Path) -> JobStore:
+        """The store for a job running with this treefork home."""
+        if self.store is not None:
+            return self.store
+        with self._lock:
+            store = self._by_home.get(home)
+            if store is None or not store.is_open:
+                # Held here so the shared connection lives as long as the graph does.
+                store = self._by_home[home] = shared_store(home)
+            return store
+
+
+class JobRecorder:
+    """One job's records, for the engine (async; a no-op without a store).
+
+    Args:
+        store: The job store, or None to record nothing.
+        job_id: The job.
+    """
+
+    def __init__(self, store: JobStore | None, job_id: str) -> None:
+        self.store = store
+        self.job_id = job_id
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is recorded."""
+        return self.store is not None
+
+    async def _call(self, default: T, method: str, *args: Any, **kwargs: Any) -> T:
+        if self.store is None:
+            return default
+        call: Callable[..., T] = getattr(self.store, method)
+        return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
+
+    # -- job -----------------------------------------------------------------------------------
+
+    async def job_started(self, **fields: Any) -> None:
+        """Create or update the job's row (status ``running``)."""
+        await self._call(None, "start_job", self.job_id, status="running", **fields)
+
+    async def record_job(self, **fields: Any) -> None:
+        """Create or update the job's row with the non-None ``fields``."""
+        await self._call(None, "start_job", self.job_id, **fields)
+
+    async def update_job(self, **fields: Any) -> None:
+        """Set columns of the job's row."""
+        await self._call(None, "update_job", self.job_id, **fields)
+
+    async def job(self) -> dict[str, Any] | None:
+        """The job's row, or None."""
+        return await self._call(None, "job", self.job_id)
+
+    # -- domains -------------------------------------------------------------------------------
+
+    async def domain(self, domain: str) -> dict[str, Any] | None:
+        """A domain's recorded phases, or None."""
+        return await self._call(None, "domain", self.job_id, domain)
+
+    async def phase_done(
+        self, domain: str, phase: str, facts: Mapping[str, Any] | None, *, status: str | None = None
+    ) -> None:
+        """Record a finished phase (None forgets it, so that it runs again)."""
+        await self._call(None, "record_phase", self.job_id, domain, phase, facts, status=status)
+
+    # -- agents --------------------------------------------------------------------------------
+
+    async def agents(self, domain: str | None = None) -> list[dict[str, Any]]:
+        """Recorded agents (of one domain)."""
+        return await self._call([], "agents", self.job_id, domain)
+
+    async def agent_started(
+        self,
+        domain: str,
+        *,
+        item_id: str,
+        item_index: int,
+        item: Any,
+        attempt: int,
+        branch: str | None,
+    ) -> None:
+        """Record that an agent attempt started."""
+        await self._call(
+            None,
+            "agent_started",
+            self.job_id,
+            domain,
+            item_id=item_id,
+            item_index=item_index,
+            item=item,
+            attempt=attempt,
+            branch=branch,
+        )
+
+    async def attempt_finished(
+        self, domain: str, result: Mapping[str, Any], *, head: str | None
+    ) -> None:
+        """Record how an attempt ended (``result`` is the attempt's AgentResult)."""
+        await self._call(
+            None,
+            "attempt_finished",
+            self.job_id,
+            domain,
+            item_id=result["item_id"],
+            attempt=int(result["attempts"]),
+            status=result["status"],
+            error=result["error"],
+            output_tail=result["output_tail"],
+            branch=result["branch"],
+            head=head,
+            tokens=int(result["tokens"]),
+            cost=float(result["cost"]),
+        )
+
+    async def agent_finished(
+        self,
+        domain: str,
+        result: Mapping[str, Any],
+        *,
+        merge: str,
+        head: str | None = None,
+        dead_letter: bool = True,
+    ) -> None:
+        """Record an agent's result (see :meth:`JobStore.record_agent`)."""
+        await self._call(
+            None, "record_agent", self.job_id, domain, result, merge=merge, head=head,
+            dead_letter=dead_letter,
+        )
+
+    # -- resources -----------------------------------------------------------------------------
+
+    async def resource(self, kind: str, name: str, *, role: str, repo: str | None = None) -> None:
+        """Record a worktree or branch the job made or uses."""
+        await self._call(None, "record_resource", self.job_id, kind, name, role=role, repo=repo)
+
+    async def resource_removed(self, kind: str, name: str) -> None:
+        """Record that a worktree or branch was removed."""
+        await self._call(None, "resource_removed", kind, name)
+
+
+class EventLog:
+    """Event sink writing every event to the job store and the job's JSONL file.
+
+    Args:
+        ref: Where the store is.
+        home: The treefork home override the graph was built with (None: resolved from
+            ``TREEFORK_HOME`` when each event arrives).
+    """
+
+    def __init__(self, ref: StoreRef, home: Path | None = None) -> None:
+        self.ref = ref
+        self.home = home
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        home = treefork_home(self.home)
+        self.ref.get(home).append_event(event)
+        job_id = str(event.get("job_id") or "")
+        if not job_id:
+            return
+        path = events_path(home, job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(event, default=str) + "\n")
