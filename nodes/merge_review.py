@@ -20,6 +20,7 @@ from treefork.git.merge import merge_into_checked_out_branch
 from treefork.git.repository import RepositoryInfo, open_repository
 from treefork.git.worktrees import WorktreeManager
 from treefork.home import treefork_home
+from treefork.phases.merge import MergeSteps
 from treefork.settings import GraphSettings
 from treefork.state import MergeState, ParallelState
 
@@ -114,14 +115,20 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     manager = WorktreeManager(repo, state["job_id"], treefork_home(settings.home))
     writer = stream_writer_or_none()
     emitter = Emitter(state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
-    merge = await _review(state, settings, repo, manager)
+    merge_steps = MergeSteps(state, settings, emitter)
+    merge = await _review(state, settings, repo, manager, merge_steps)
     emitter.emit("merge_review", **merge)
     emitter.emit("job_end", status=state.get("status"), merge=merge["status"])
-    return {"merge": merge}
+    budget = merge_steps.budget_after(state)
+    return {"merge": merge, "budget": budget} if budget else {"merge": merge}
 
 
 async def _review(
-    state: ParallelState, settings: GraphSettings, repo: RepositoryInfo, manager: WorktreeManager
+    state: ParallelState,
+    settings: GraphSettings,
+    repo: RepositoryInfo,
+    manager: WorktreeManager,
+    merge_steps: MergeSteps,
 ) -> MergeState:
     if not await _has_work(repo, state):
         await cleanup_merged_job(manager, state)
@@ -134,6 +141,9 @@ async def _review(
     blocked = merge_block_reason(str(state.get("status")), decision)
     if blocked:
         return _merge_state(state, "refused", f"{blocked}; {_later_hint(state)}")
+    failed_step = await merge_steps()
+    if failed_step:
+        return _merge_state(state, "refused", f"{failed_step}; {_later_hint(state)}")
     try:
         result = await merge_into_checked_out_branch(
             repo.root, state["base_branch"], state["session_branch"],

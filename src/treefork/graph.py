@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from treefork.events import EventSink
 from treefork.nodes import aggregator, build_domain_graph, dispatcher, merge_review, supervisor
 from treefork.settings import GraphSettings
 from treefork.state import ParallelState
+from treefork.steps import Step
 
 __all__ = ("build_graph",)
 
@@ -45,6 +46,8 @@ def build_graph(
     claude_command: Sequence[str] | None = None,
     event_sinks: Sequence[EventSink] = (),
     keep_worktrees: bool = False,
+    merge_steps: Sequence[Step] = (),
+    merge_env: Mapping[str, str] | None = None,
 ) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
     """Build the treefork graph for a set of domains.
 
@@ -68,6 +71,11 @@ def build_graph(
         claude_command: argv template for Claude steps, ``{prompt}`` replaced.
         event_sinks: Extra callables receiving every progress event.
         keep_worktrees: Keep worktrees and branches of merged agents and domains.
+        merge_steps: Steps run in the session worktree once the merge is approved and
+            before it happens; ``${merge.worktree}``, ``${merge.source_branch}``,
+            ``${merge.target_branch}`` and ``${merge.session_id}`` are in scope. If one
+            fails, the merge is refused with its error.
+        merge_env: Environment variables for the merge steps.
 
     Returns:
         The compiled graph.
@@ -90,6 +98,8 @@ def build_graph(
         claude_command=tuple(claude_command) if claude_command else None,
         event_sinks=tuple(event_sinks),
         keep_worktrees=keep_worktrees,
+        merge_steps=tuple(merge_steps),
+        merge_env=dict(merge_env or {}),
     )
     domain_graphs = {domain.name: build_domain_graph(domain.name) for domain in domains}
     builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(ParallelState)

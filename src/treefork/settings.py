@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from treefork.core.routing import Analyzer, DomainSpec
 from treefork.domain import Budget, Domain
 from treefork.events import EventSink
+from treefork.steps import Step
 
 __all__ = ("GraphSettings",)
 
@@ -35,6 +36,11 @@ class GraphSettings:
     """Extra receivers of every progress event."""
     keep_worktrees: bool = False
     """Keep agent and domain worktrees after a successful merge (for debugging)."""
+    merge_steps: tuple[Step, ...] = ()
+    """Steps run in the session worktree after approval, before merging into the user's
+    branch (Prodigy's ``merge``); if one fails, nothing is merged."""
+    merge_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment for the merge steps (the workflow's ``env``)."""
 
     def domain(self, name: str) -> Domain:
         """The domain with this name."""

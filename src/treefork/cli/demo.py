@@ -10,19 +10,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
 from rich.console import Console
 
 from treefork.cli.app import app
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.environment import scrubbed_environment
-from treefork.graph import build_graph
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
 
 __all__ = ("demo",)
 
@@ -63,6 +62,12 @@ def make_sample_repository(parent: Path) -> Path:
 async def _run(
     repo: Path, home: Path, task: str, live: bool | None, console: Console
 ) -> dict[str, Any]:
+    # langgraph loads only when the demo runs, not for every treefork command.
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from treefork.graph import build_graph
+
     example = _load_example()
     with make_progress(live=live) as progress:
         graph = build_graph(

@@ -57,7 +57,7 @@ def _domain_end(event: dict[str, Any]) -> str:
     return (
         f"[{event.get('domain', '')}] {event['status']}: {event.get('succeeded', 0)} succeeded, "
         f"{event.get('failed', 0)} failed, {event.get('skipped', 0)} skipped"
-    )
+    ) + (f" — {event['error']}" if event.get("error") else "")
 
 
 _LINES: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
 from rich.console import Console
 from rich.prompt import Confirm
 
@@ -25,8 +24,15 @@ from treefork.cli.app import app
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.errors import TreeforkError, WorkflowError
-from treefork.graph import build_graph
 from treefork.home import treefork_home
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from treefork.domain import Domain
+
+# langgraph and the graph are imported only once a job runs: a bad workflow file is
+# reported without loading them.
 
 __all__ = ("EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "job_report")
 
@@ -35,16 +41,21 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 _err = Console(stderr=True)
 
 
+def _say(message: str) -> None:
+    """A message on stderr, as plain text: never wrapped, so ``file:line:col`` stays whole."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _load(file: Path) -> Any:
     from treefork.workflow import load_workflow
 
     try:
         return load_workflow(file, env=dict(os.environ))
     except WorkflowError as error:
-        _err.print(str(error), markup=False, highlight=False)
+        _say(str(error))
         raise typer.Exit(EXIT_INVALID) from None
-    except OSError as error:
-        _err.print(f"cannot read workflow {file}: {error.strerror or error}", markup=False)
+    except (OSError, ValueError) as error:
+        _say(f"cannot read workflow {file}: {getattr(error, 'strerror', None) or error}")
         raise typer.Exit(EXIT_INVALID) from None
 
 
@@ -53,9 +64,9 @@ def validate(file: Path = typer.Argument(..., help="Workflow file (Prodigy or tr
     """Check a workflow file and report every problem with file:line:column."""
     workflow = _load(file)
     for warning in workflow.warnings:
-        _err.print(f"warning: {warning}", markup=False)
+        _say(f"warning: {warning}")
     names = ", ".join(domain.name for domain in workflow.domains)
-    Console().print(f"{file}: valid {workflow.format} workflow, domains: {names}", markup=False)
+    print(f"{file}: valid {workflow.format} workflow, domains: {names}")
 
 
 @app.command()
@@ -64,6 +75,7 @@ def graph(
 ) -> None:
     """Print the graph as mermaid text."""
     from treefork.domain import Domain, Map
+    from treefork.graph import build_graph
     from treefork.steps import Shell
 
     domains = _load(file).domains if file else [Domain("domain", map=Map(input=[], agent=[Shell("true")]))]
@@ -87,9 +99,26 @@ async def _checkpointer(url: str | None, home: Path) -> AsyncIterator[Any]:
         yield saver
 
 
-def job_report(state: dict[str, Any]) -> dict[str, Any]:
-    """The ``--json`` object: one line a script can rely on."""
-    domains = {
+def _dlq_count(state: dict[str, Any], domains: Sequence[Domain]) -> int:
+    """Failed items that went to the dead letter queue (``on_item_failure: skip`` sends
+    none there: its failed items are only listed in ``failures``)."""
+    skipping = {domain.name for domain in domains if domain.error_policy.on_item_failure == "skip"}
+    return sum(
+        1
+        for failure in state.get("failures") or []
+        if failure.get("item") is not None and failure.get("domain") not in skipping
+    )
+
+
+def job_report(state: dict[str, Any], domains: Sequence[Domain] = ()) -> dict[str, Any]:
+    """The ``--json`` object: one line a script can rely on.
+
+    Args:
+        state: The job's final state.
+        domains: The job's domains (their error policies decide what counts in ``dlq``).
+    """
+    dlq = _dlq_count(state, domains)
+    per_domain = {
         name: {
             "status": result["status"],
             "succeeded": result["succeeded"],
@@ -108,12 +137,12 @@ def job_report(state: dict[str, Any]) -> dict[str, Any]:
         "session_branch": state.get("session_branch"),
         "merged": merge.get("status") == "merged",
         "merge": merge,
-        "domains": domains,
+        "domains": per_domain,
         "aggregated_files": state.get("aggregated_files", []),
         "all_tests_passed": state.get("all_tests_passed", False),
         "budget": state.get("budget"),
         "failures": state.get("failures", []),
-        "dlq": sum(1 for failure in state.get("failures", []) if failure.get("item") is not None),
+        "dlq": dlq,
         "routing_message": state.get("routing_message"),
     }
 
@@ -131,6 +160,10 @@ def _decide_interactively(summary: dict[str, Any], console: Console) -> Any:
 
 
 async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
+    from langgraph.types import Command
+
+    from treefork.graph import build_graph
+
     home = treefork_home()
     with make_progress(live=None if not options["json"] else False) as progress:
         async with _checkpointer(options["checkpointer"], home) as saver:
@@ -141,6 +174,8 @@ async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> 
                 auto_approve=options["yes"],
                 checkpointer=saver,
                 event_sinks=[progress],
+                merge_steps=workflow.merge,
+                merge_env=workflow.env,
             )
             state_in: dict[str, Any] = {"task": options["task"], "repo": str(options["repo"])}
             if options["job_id"]:
@@ -176,7 +211,11 @@ async def _start(compiled: Any, state_in: dict[str, Any], config: RunnableConfig
 
 
 def _exit_code(state: dict[str, Any]) -> int:
-    return EXIT_OK if state.get("status") in ("succeeded", "skipped") else EXIT_FAILED
+    if state.get("status") not in ("succeeded", "skipped"):
+        return EXIT_FAILED
+    # Asked to merge, but the merge did not happen (a merge step failed, a conflict).
+    merge_status = (state.get("merge") or {}).get("status")
+    return EXIT_FAILED if merge_status in ("refused", "conflict") else EXIT_OK
 
 
 @app.command()
@@ -190,30 +229,51 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
     job_id: str = typer.Option(None, "--job-id", help="Job id (default: generated)."),
     checkpointer: str = typer.Option(None, "--checkpointer", help="postgres://... or sqlite:///path."),
+    debug: bool = typer.Option(False, "--debug", help="Log every command and show tracebacks."),
 ) -> None:
     """Run a workflow file on a repository."""
+    if debug:
+        logging.getLogger("treefork").setLevel(logging.DEBUG)
     if yes and no_merge:
-        _err.print("--yes and --no-merge exclude each other")
+        _say("--yes and --no-merge exclude each other")
         raise typer.Exit(EXIT_INVALID)
     workflow = _load(file)
     console = Console(stderr=as_json)
     options = {
-        "repo": repo.resolve(), "task": task or workflow.task or workflow.name, "max_parallel": max_parallel,
-        "yes": yes, "no_merge": no_merge, "json": as_json, "job_id": job_id, "checkpointer": checkpointer,
+        "repo": _repository_path(repo), "task": task or workflow.task or workflow.name,
+        "max_parallel": max_parallel, "yes": yes, "no_merge": no_merge, "json": as_json,
+        "job_id": job_id, "checkpointer": checkpointer,
     }
-    try:
-        state = asyncio.run(_execute(workflow, options, console))
-    except KeyboardInterrupt:
-        _err.print("interrupted: finished agents are recorded; resume with `treefork resume JOB`")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except TreeforkError as error:
-        _err.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_INVALID if _is_input_error(error) else EXIT_FAILED) from None
+    state = _run_job(workflow, options, console)
     if as_json:
-        print(json.dumps(job_report(state), default=str))
+        print(json.dumps(job_report(state, workflow.domains), default=str))
     else:
         print_summary(state, console)
     raise typer.Exit(_exit_code(state))
+
+
+def _repository_path(repo: Path) -> Path:
+    try:
+        path = repo.expanduser().resolve(strict=True)
+    except (OSError, RuntimeError) as error:
+        _say(f"error: repository {repo}: {getattr(error, 'strerror', None) or error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if not path.is_dir():
+        _say(f"error: repository {repo}: not a directory")
+        raise typer.Exit(EXIT_INVALID)
+    return path
+
+
+def _run_job(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Run the job; every way it can end without a final state becomes an exit code."""
+    try:
+        return asyncio.run(_execute(workflow, options, console))
+    except KeyboardInterrupt:
+        _say("interrupted: finished agents are recorded; resume with `treefork resume JOB`")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except TreeforkError as error:
+        _say(f"error: {error}")
+        raise typer.Exit(EXIT_INVALID if _is_input_error(error) else EXIT_FAILED) from None
 
 
 def _is_input_error(error: TreeforkError) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from treefork.core.interpolate import item_scope, render_text
+from treefork.core.interpolate import item_scope, references, render_text
 from treefork.environment import scrubbed_environment
 from treefork.errors import InterpolationError, StepError, StepTimeoutError
 from treefork.steps import Step, Usage
@@ -139,9 +139,24 @@ def rendered_environment(context: StepContext, step: Step | None = None) -> dict
     rendered: dict[str, str] = {}
     for source in (context.env, step.env if step is not None else {}):
         for name, value in source.items():
-            rendered[name] = render_text(str(value), scope)
+            rendered[name] = render_text(_keep_undefined_names(str(value), scope), scope)
             scope[name] = rendered[name]
     return rendered
+
+
+def _keep_undefined_names(value: str, scope: Mapping[str, Any]) -> str:
+    """Escape ``${NAME}`` (environment style, no default) that nothing defines.
+
+    Workflow files promise that such a reference "keeps its text" (``API_TOKEN:
+    ${GITHUB_TOKEN}`` without ``GITHUB_TOKEN`` set): the value is the text as written.
+    """
+    pieces, last = [], 0
+    for reference in references(value):
+        name = reference.expression
+        if reference.default is None and name.isupper() and name not in scope:
+            pieces += [value[last : reference.start], "$", value[reference.start : reference.end]]
+            last = reference.end
+    return "".join([*pieces, value[last:]])
 
 
 def interpolation_scope(context: StepContext, env: Mapping[str, str]) -> dict[str, Any]:
