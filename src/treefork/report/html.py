@@ -88,7 +88,8 @@ h2 { font-size: 17px; margin: 0 0 10px; }
 .badge.partial, .badge.rejected { background: #e8871e; }
 .facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr));
          gap: 8px 18px; }
-.facts div { font-size: 14px; } .facts b { display: block; font-size: 12px; color: var(--muted);
+.facts div { font-size: 14px; overflow-wrap: anywhere; }
+.facts b { display: block; font-size: 12px; color: var(--muted);
              font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #eef0f2;
@@ -266,6 +267,7 @@ def _lane_shapes(lanes: Sequence[Lane], job_markers: Sequence[Marker]) -> list[d
             }
         )
     for marker in job_markers:
+        colour = _MARKERS[marker.kind][1]
         shapes.append(
             {
                 "type": "line",
@@ -274,7 +276,7 @@ def _lane_shapes(lanes: Sequence[Lane], job_markers: Sequence[Marker]) -> list[d
                 "y1": 1,
                 "x0": marker.at,
                 "x1": marker.at,
-                "line": {"color": "#1b6e3a", "width": 2, "dash": "dot"},
+                "line": {"color": colour, "width": 2, "dash": "dot"},
             }
         )
     return shapes
@@ -306,7 +308,7 @@ def _timeline_figure(model: ReportModel) -> go.Figure:
                 "showarrow": False,
                 "yanchor": "bottom",
                 "xanchor": "right",
-                "font": {"color": "#1b6e3a", "size": 11},
+                "font": {"color": _MARKERS[m.kind][1], "size": 11},
             }
             for m in job_markers
         ],
