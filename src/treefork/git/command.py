@@ -1,7 +1,16 @@
-"""Running git commands: one seam, with a scrubbed environment and translated errors."""
+"""Running git commands: one seam, with a scrubbed environment and translated errors.
+
+Each git command runs to completion in a worker thread (``subprocess.run``), not as an
+asyncio subprocess: starting a process from a thread costs a third of what the event loop's
+child watcher costs, which matters at thousands of git commands per job. It also means a
+cancelled job never kills git halfway through writing its index or a ref (which would leave
+a stale ``index.lock``): cancellation takes effect once the command, a matter of
+milliseconds, has finished.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -20,6 +29,31 @@ logger = logging.getLogger("treefork.git")
 # Options for every git call treefork makes itself: no pager, no auto gc racing agents,
 # no hooks' interactive prompts.
 _BASE_OPTIONS = ("-c", "core.pager=cat", "-c", "gc.auto=0", "-c", "maintenance.auto=false")
+
+_MAX_CONCURRENT = 16
+"""Git commands running at once; more only queue for the same cores and disk."""
+_limiter: anyio.CapacityLimiter | None = None
+
+
+def _git_limiter() -> anyio.CapacityLimiter:
+    global _limiter  # noqa: PLW0603 (one limiter per process, made inside an event loop)
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(_MAX_CONCURRENT)
+    return _limiter
+
+
+def _run(
+    argv: list[str], cwd: Path, env: dict[str, str], input: bytes | None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +93,9 @@ async def git(
     """
     argv = ["git", *_BASE_OPTIONS, *args]
     logger.debug("git %s (in %s)", " ".join(args), cwd)
+    run = functools.partial(_run, argv, cwd, scrubbed_environment(env), input)
     try:
-        completed = await anyio.run_process(
-            argv,
-            cwd=cwd,
-            env=scrubbed_environment(env),
-            input=input,
-            check=False,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        completed = await anyio.to_thread.run_sync(run, limiter=_git_limiter())
     except OSError as error:
         raise GitError(args, cwd, -1, str(error)) from error
     result = GitResult(

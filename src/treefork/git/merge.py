@@ -1,9 +1,19 @@
-"""Merges computed in the object store.
+"""Merges computed in the object store, with a porcelain fallback for older git.
 
-``git merge-tree --write-tree`` computes the merged tree without touching any working tree
-or index; ``commit-tree`` makes the merge commit and ``update-ref`` moves the branch with a
-compare-and-swap on its old value. A conflict is detected before anything changes, so no
-half-merged state can ever be left behind, and merges into different branches need no lock.
+``git merge-tree --write-tree`` (git 2.38 and later) computes the merged tree without
+touching any working tree or index; ``commit-tree`` makes the merge commit and ``update-ref``
+moves the branch with a compare-and-swap on its old value. A conflict is detected before
+anything changes, so no half-merged state can ever be left behind, and merges into
+different branches need no lock.
+
+With git older than 2.38 the same merge commit is made by ``git merge --no-ff`` in a private
+detached worktree (created on first use, reset to the branch tip before each merge, removed
+on :meth:`BranchMerger.close`); a conflict is aborted there (``git merge --abort``) and the
+branch is moved by the same ``update-ref``. Neither way touches the worktree where the
+target branch is checked out, and neither runs hooks.
+
+:class:`BranchMerger` is the serial merge queue for one branch: it merges one commit at a
+time and remembers the branch tip between merges, so a merge costs three git commands.
 
 :func:`merge_into_checked_out_branch` brings a finished job into the user's branch: it
 computes the merge the same way, checks that the user's uncommitted changes do not overlap
@@ -13,20 +23,39 @@ anything would be overwritten).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from treefork.errors import GitError, MergeConflictError, MergeRefusedError
-from treefork.git.command import git, git_ok
-from treefork.git.repository import commit_identity_env
+from treefork.git.command import git
+from treefork.git.locks import RepositoryLock
+from treefork.git.refs import head_commit
+from treefork.git.repository import commit_identity_env, git_version
+from treefork.home import treefork_home
 
 __all__ = (
+    "OBJECT_STORE_MERGE_VERSION",
+    "BranchMerger",
+    "BranchTip",
     "MergeResult",
     "changed_files",
     "merge_into_branch",
     "merge_into_checked_out_branch",
     "merged_tree",
+    "object_store_merges",
 )
+
+OBJECT_STORE_MERGE_VERSION = (2, 38)
+"""The first git with ``merge-tree --write-tree``."""
+
+# Porcelain merges must give what merge-tree gives: no hooks, no recorded resolutions.
+_PLAIN_MERGE = ("-c", "core.hooksPath=/dev/null", "-c", "rerere.enabled=false")
+_MOVE_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +66,19 @@ class MergeResult:
     """The new tip of the target branch (unchanged if there was nothing to merge)."""
     merged: bool
     """False when the source was already contained in the target."""
+
+
+@dataclass(frozen=True, slots=True)
+class BranchTip:
+    """A commit a branch points at, with its tree."""
+
+    commit: str
+    tree: str
+
+
+async def object_store_merges(cwd: Path) -> bool:
+    """Whether this git computes merges in the object store (2.38 or later)."""
+    return await git_version(cwd) >= OBJECT_STORE_MERGE_VERSION
 
 
 async def changed_files(cwd: Path, old: str, new: str) -> list[str]:
@@ -54,8 +96,15 @@ async def merged_tree(cwd: Path, target: str, source: str, *, label: str) -> str
         MergeConflictError: The merge conflicts; the conflicting paths are named.
     """
     result = await git(
-        "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", target, source,
-        cwd=cwd, ok_codes=(0, 1),
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        target,
+        source,
+        cwd=cwd,
+        ok_codes=(0, 1),
     )
     fields = result.stdout.split("\0")
     tree = fields[0].strip()
@@ -65,32 +114,215 @@ async def merged_tree(cwd: Path, target: str, source: str, *, label: str) -> str
     return tree
 
 
-async def _commit_merge(cwd: Path, tree: str, parents: tuple[str, str], message: str) -> str:
-    identity = await commit_identity_env(cwd)
-    result = await git(
-        "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-m", message,
-        cwd=cwd, env=identity,
-    )
-    return result.stdout.strip()
+async def _read_tip(cwd: Path, branch: str) -> BranchTip:
+    result = await git("log", "-1", "--format=%H %T", f"refs/heads/{branch}", "--", cwd=cwd)
+    commit, tree = result.stdout.split()
+    return BranchTip(commit, tree)
 
 
-async def merge_into_branch(cwd: Path, branch: str, source: str, message: str) -> MergeResult:
+class BranchMerger:
+    """Merges commits into one branch, one at a time: the serial merge queue of a branch.
+
+    Args:
+        cwd: A checkout of the repository; git commands run there.
+        branch: The branch merged into.
+        scratch: Folder for the private worktree of porcelain merges (git older than 2.38);
+            default a new folder under the treefork home.
+        lock: The repository lock, held while that worktree is added or removed.
+    """
+
+    def __init__(
+        self,
+        cwd: Path,
+        branch: str,
+        *,
+        scratch: Path | None = None,
+        lock: RepositoryLock | None = None,
+    ) -> None:
+        self.cwd = cwd
+        self.branch = branch
+        self._scratch_folder = scratch
+        self._lock = lock
+        self._queue = anyio.Lock()
+        self._tip: BranchTip | None = None
+        self._identity: Mapping[str, str] | None = None
+        self._object_store: bool | None = None
+        self._scratch: Path | None = None
+
+    async def merge(self, source: str, message: str) -> MergeResult:
+        """Merge commit ``source`` into the branch, without touching its worktree.
+
+        Always makes a merge commit (like ``--no-ff``) unless ``source`` is already
+        contained.
+
+        Raises:
+            MergeConflictError: Conflicts; the branch is left exactly as it was.
+            GitError: The branch kept moving underneath, or git failed.
+        """
+        async with self._queue:
+            for attempt in range(1, _MOVE_ATTEMPTS + 1):
+                tip = self._tip or await _read_tip(self.cwd, self.branch)
+                merged = await self.merge_commit(tip, source, message)
+                if merged is None:
+                    self._tip = tip
+                    return MergeResult(tip.commit, merged=False)
+                moved = await self._move(tip, merged, message, last=attempt == _MOVE_ATTEMPTS)
+                self._tip = merged if moved else None
+                if moved:
+                    return MergeResult(merged.commit, merged=True)
+        raise AssertionError("unreachable: the last attempt raises")
+
+    async def merge_commit(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
+        """The merge commit of ``source`` into ``tip``; None if ``tip`` contains ``source``.
+
+        Raises:
+            MergeConflictError: The merge conflicts (nothing was changed).
+        """
+        if self._object_store is None:
+            self._object_store = await object_store_merges(self.cwd)
+        if self._object_store:
+            return await self._object_store_merge(tip, source, message)
+        return await self._porcelain_merge(tip, source, message)
+
+    async def close(self) -> None:
+        """Remove the private worktree, if porcelain merges made one."""
+        scratch, self._scratch = self._scratch, None
+        if scratch is None:
+            return
+        assert self._lock is not None  # set when the worktree was made
+        with anyio.CancelScope(shield=True):
+            async with self._lock.hold():
+                await git("worktree", "remove", "--force", str(scratch), cwd=self.cwd, check=False)
+            await anyio.to_thread.run_sync(
+                lambda: shutil.rmtree(scratch.parent, ignore_errors=True)
+            )
+
+    # -- the two ways -------------------------------------------------------------------
+
+    async def _object_store_merge(
+        self, tip: BranchTip, source: str, message: str
+    ) -> BranchTip | None:
+        tree = await merged_tree(self.cwd, tip.commit, source, label=self.branch)
+        if tree == tip.tree and await self._contains(tip.commit, source):
+            return None
+        result = await git(
+            "commit-tree",
+            tree,
+            "-p",
+            tip.commit,
+            "-p",
+            source,
+            "-m",
+            message,
+            cwd=self.cwd,
+            env=await self._identity_env(),
+        )
+        return BranchTip(result.stdout.strip(), tree)
+
+    async def _porcelain_merge(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
+        scratch = await self._scratch_worktree(tip.commit)
+        await git("checkout", "-q", "-f", "--detach", tip.commit, cwd=scratch)
+        result = await git(
+            *_PLAIN_MERGE,
+            "merge",
+            "-q",
+            "--no-ff",
+            "--no-edit",
+            "-m",
+            message,
+            source,
+            cwd=scratch,
+            env=await self._identity_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            await self._abort(scratch, source, result.stderr)
+        head = await head_commit(scratch)
+        if head is None or head == tip.commit:
+            return None  # "Already up to date": tip contains source
+        tree = await git("rev-parse", f"{head}^{{tree}}", cwd=scratch)
+        return BranchTip(head, tree.stdout.strip())
+
+    async def _abort(self, scratch: Path, source: str, stderr: str) -> None:
+        conflicted = await git(
+            "diff", "--name-only", "-z", "--diff-filter=U", cwd=scratch, check=False
+        )
+        paths = sorted({path for path in conflicted.stdout.split("\0") if path})
+        await git("merge", "--abort", cwd=scratch, check=False)
+        await git("reset", "-q", "--hard", cwd=scratch, check=False)
+        if paths:
+            raise MergeConflictError(self.branch, source, paths, self.cwd)
+        raise GitError(("merge", "--no-ff", source), scratch, 1, stderr)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _contains(self, tip: str, source: str) -> bool:
+        result = await git("merge-base", "--is-ancestor", source, tip, cwd=self.cwd, check=False)
+        return result.returncode == 0
+
+    async def _identity_env(self) -> Mapping[str, str]:
+        if self._identity is None:
+            self._identity = await commit_identity_env(self.cwd)
+        return self._identity
+
+    async def _move(self, tip: BranchTip, merged: BranchTip, message: str, *, last: bool) -> bool:
+        """Point the branch at ``merged`` if it is still at ``tip``; False if it moved."""
+        ref = f"refs/heads/{self.branch}"
+        reflog = f"treefork: {message.splitlines()[0] if message else 'merge'}"
+        result = await git(
+            "update-ref", "-m", reflog, ref, merged.commit, tip.commit, cwd=self.cwd, check=False
+        )
+        if result.returncode == 0:
+            return True
+        if last:
+            raise GitError(
+                ("update-ref", ref, merged.commit, tip.commit),
+                self.cwd,
+                result.returncode,
+                result.stderr,
+            )
+        return False
+
+    async def _scratch_worktree(self, start: str) -> Path:
+        if self._scratch is not None:
+            return self._scratch
+        if self._lock is None:
+            common = await git("rev-parse", "--git-common-dir", cwd=self.cwd)
+            self._lock = RepositoryLock(
+                (self.cwd / common.stdout.strip()).resolve(), treefork_home()
+            )
+        folder = self._scratch_folder or treefork_home() / "merges"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="merge-", dir=folder)) / "worktree"
+        async with self._lock.hold():
+            await git("worktree", "add", "-q", "--detach", str(path), start, cwd=self.cwd)
+        self._scratch = path
+        return path
+
+
+async def merge_into_branch(
+    cwd: Path,
+    branch: str,
+    source: str,
+    message: str,
+    *,
+    scratch: Path | None = None,
+    lock: RepositoryLock | None = None,
+) -> MergeResult:
     """Merge commit ``source`` into ``branch`` without touching any worktree.
 
     Always makes a merge commit (like ``--no-ff``) unless ``source`` is already contained.
+    For many merges into one branch, keep one :class:`BranchMerger` instead.
 
     Raises:
         MergeConflictError: Conflicts; ``branch`` is left exactly as it was.
         GitError: The branch moved while merging (callers serialize merges per branch).
     """
-    ref = f"refs/heads/{branch}"
-    tip = (await git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=cwd)).stdout.strip()
-    if await git_ok("merge-base", "--is-ancestor", source, tip, cwd=cwd):
-        return MergeResult(tip, merged=False)
-    tree = await merged_tree(cwd, tip, source, label=branch)
-    commit = await _commit_merge(cwd, tree, (tip, source), message)
-    await git("update-ref", "-m", f"treefork: {message.splitlines()[0]}", ref, commit, tip, cwd=cwd)
-    return MergeResult(commit, merged=True)
+    merger = BranchMerger(cwd, branch, scratch=scratch, lock=lock)
+    try:
+        return await merger.merge(source, message)
+    finally:
+        await merger.close()
 
 
 async def _checked_out_at(cwd: Path, branch: str) -> Path | None:
@@ -121,28 +353,34 @@ async def merge_into_checked_out_branch(
             touch files the merge changes. Nothing is changed in either case.
     """
     ref = f"refs/heads/{branch}"
-    tip = (await git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=cwd)).stdout.strip()
-    if await git_ok("merge-base", "--is-ancestor", source, tip, cwd=cwd):
-        return MergeResult(tip, merged=False)
+    merger = BranchMerger(cwd, branch)
     try:
-        tree = await merged_tree(cwd, tip, source, label=branch)
+        tip = await _read_tip(cwd, branch)
+        merged = await merger.merge_commit(tip, source, message)
     except MergeConflictError as conflict:
         raise MergeRefusedError(branch, "the merge conflicts in", conflict.paths) from conflict
-    commit = await _commit_merge(cwd, tree, (tip, source), message)
+    finally:
+        await merger.close()
+    if merged is None:
+        return MergeResult(tip.commit, merged=False)
     checkout = await _checked_out_at(cwd, branch)
     if checkout is None:
-        await git("update-ref", "-m", f"treefork: {message}", ref, commit, tip, cwd=cwd)
-        return MergeResult(commit, merged=True)
-    touched = set(await changed_files(cwd, tip, commit))
+        await git(
+            "update-ref", "-m", f"treefork: {message}", ref, merged.commit, tip.commit, cwd=cwd
+        )
+        return MergeResult(merged.commit, merged=True)
+    touched = set(await changed_files(cwd, tip.commit, merged.commit))
     overlap = await _overlapping_local_changes(checkout, touched)
     if overlap:
         raise MergeRefusedError(
             branch, f"uncommitted changes in {checkout} touch files the merge changes", overlap
         )
     try:
-        # commit is a descendant of tip: a fast-forward checkout, refused by git (with
-        # nothing changed) if any local change would be overwritten.
-        await git("merge", "--ff-only", "-q", commit, cwd=checkout)
+        # The merge commit is a descendant of the tip: a fast-forward checkout, refused by
+        # git (with nothing changed) if any local change would be overwritten.
+        await git("merge", "--ff-only", "-q", merged.commit, cwd=checkout)
     except GitError as error:
-        raise MergeRefusedError(branch, f"git refused to update {checkout}: {error.stderr.strip()}") from error
-    return MergeResult(commit, merged=True)
+        raise MergeRefusedError(
+            branch, f"git refused to update {checkout}: {error.stderr.strip()}"
+        ) from error
+    return MergeResult(merged.commit, merged=True)

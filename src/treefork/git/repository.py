@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class RepositoryInfo:
 
 
 def _open_sync(path: Path, base_branch: str | None) -> RepositoryInfo:
+    path = path.expanduser()
     if not path.exists():
         raise RepositoryError(path, "no such directory")
     try:
@@ -106,7 +108,7 @@ async def open_repository(path: str | Path, base_branch: str | None = None) -> R
     """
     if base_branch is not None and not re.fullmatch(r"[^\s~^:?*\[\\]+", base_branch):
         raise RepositoryError(path, f"invalid branch name {base_branch!r}")
-    return await anyio.to_thread.run_sync(_open_sync, Path(path).expanduser(), base_branch)
+    return await anyio.to_thread.run_sync(_open_sync, Path(path), base_branch)
 
 
 async def commit_identity_env(cwd: Path) -> dict[str, str]:
@@ -126,6 +128,12 @@ def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups(default="0"))
 
 
+_versions: dict[str, tuple[int, ...]] = {}
+
+
 async def git_version(cwd: Path) -> tuple[int, ...]:
-    """The git version as a tuple, e.g. (2, 39, 5)."""
-    return _parse_version((await git("--version", cwd=cwd)).stdout)
+    """The git version as a tuple, e.g. (2, 39, 5); asked once per ``PATH``."""
+    key = os.environ.get("PATH", "")
+    if key not in _versions:
+        _versions[key] = _parse_version((await git("--version", cwd=cwd)).stdout)
+    return _versions[key]

@@ -34,7 +34,7 @@ import anyio
 from treefork.core.capture import parse_capture
 from treefork.core.conditions import holds
 from treefork.errors import CommitRequiredError, GitError, InterpolationError, StepError
-from treefork.git.command import git
+from treefork.git.refs import head_commit
 from treefork.runners.agent import run_agent
 from treefork.runners.claude import run_claude
 from treefork.runners.context import (
@@ -316,12 +316,11 @@ async def _refuse_commits(
 async def _head(context: StepContext) -> str | None:
     """The commit HEAD points to in the worktree; None when there is none (or no repo)."""
     try:
-        result = await git(
-            "rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=context.worktree, check=False
-        )
+        # Read from git's ref files (no process) around every step that must or must not
+        # commit: thousands of times in a large map phase.
+        return await head_commit(context.worktree)
     except GitError:
         return None
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 # --- results and events ----------------------------------------------------------------------

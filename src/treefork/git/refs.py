@@ -1,0 +1,106 @@
+"""Reading HEAD without starting git.
+
+Step runners look at HEAD before and after every step that must (or must not) commit, and
+the map phase reads each agent's HEAD when it finishes: thousands of times per job. Git keeps
+HEAD and branch refs as small files (``HEAD``, loose refs, ``packed-refs``), written by
+renaming a lock file over them, so reading them is atomic and costs microseconds, where
+``git rev-parse`` costs a process. Anything this reader does not understand (the reftable
+backend, an unreadable file, a ref pointing at something that is not an object id) makes it
+ask git instead.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from treefork.git.command import git
+
+__all__ = ("head_commit", "read_head")
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
+_MAX_SYMREF_DEPTH = 5
+
+
+class _Unreadable(Exception):
+    """The ref store is in a shape this reader leaves to git."""
+
+
+def _git_dirs(worktree: Path) -> tuple[Path, Path]:
+    """The worktree's own git directory and the repository's common one."""
+    dot_git = worktree / ".git"
+    if dot_git.is_dir():
+        git_dir = dot_git
+    else:
+        text = dot_git.read_text(encoding="utf-8").strip()
+        if not text.startswith("gitdir: "):
+            raise _Unreadable(dot_git)
+        git_dir = worktree / text.removeprefix("gitdir: ")  # relative to the worktree, or absolute
+    common_file = git_dir / "commondir"
+    if common_file.exists():
+        common = git_dir / common_file.read_text(encoding="utf-8").strip()
+    else:
+        common = git_dir
+    if (common / "reftable").exists():
+        raise _Unreadable(common)
+    return git_dir, common
+
+
+def _packed(common: Path, ref: str) -> str | None:
+    try:
+        text = (common / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if line.endswith(f" {ref}") and not line.startswith(("#", "^")):
+            return line.split(" ", 1)[0]
+    return None
+
+
+def _resolve(git_dir: Path, common: Path, ref: str, depth: int) -> str | None:
+    if depth > _MAX_SYMREF_DEPTH:
+        raise _Unreadable(ref)
+    store = git_dir if ref == "HEAD" or ref.startswith(_PER_WORKTREE) else common
+    try:
+        value: str | None = (store / ref).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        value = _packed(common, ref) if store is common else None
+    if value is None:
+        return None  # an unborn branch, or a deleted one
+    if value.startswith("ref: "):
+        return _resolve(git_dir, common, value.removeprefix("ref: ").strip(), depth + 1)
+    if not _OBJECT_ID.fullmatch(value):
+        raise _Unreadable(ref)
+    return value
+
+
+def read_head(worktree: Path) -> str | None:
+    """The commit HEAD points at in ``worktree``, read from git's files.
+
+    Returns:
+        The object id; None when HEAD's branch does not exist (unborn or deleted).
+
+    Raises:
+        OSError: The worktree or its git files cannot be read.
+        ValueError: The ref store is in a shape only git itself should read.
+    """
+    try:
+        git_dir, common = _git_dirs(worktree)
+        return _resolve(git_dir, common, "HEAD", 0)
+    except _Unreadable as error:
+        raise ValueError(f"cannot read refs directly: {error}") from error
+
+
+async def head_commit(worktree: Path) -> str | None:
+    """The commit HEAD points at in ``worktree``; None when there is none.
+
+    Reads git's files (see :func:`read_head`); asks ``git rev-parse`` when they are in a
+    shape it does not read, or cannot be read.
+    """
+    try:
+        return read_head(worktree)
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    result = await git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=worktree, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
