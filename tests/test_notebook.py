@@ -1,0 +1,64 @@
+"""examples/quickstart.ipynb runs top to bottom in a real kernel, as a new user would run it.
+
+It runs headless (nbclient) with a home folder and git configuration of its own: no global
+or system git identity, so the notebook must set up its scratch repository by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="needs nbformat, nbclient and ipykernel")
+nbclient = pytest.importorskip("nbclient", reason="needs nbformat, nbclient and ipykernel")
+pytest.importorskip("ipykernel", reason="needs nbformat, nbclient and ipykernel")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+
+
+@pytest.fixture
+def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home without any git configuration; the kernel inherits this environment."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    for name in list(os.environ):
+        if name.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")) or name in ("EMAIL", "TREEFORK_HOME"):
+            monkeypatch.delenv(name)
+    return home
+
+
+def _text(cell: dict[str, object]) -> str:
+    outputs = cell.get("outputs") or []
+    return "".join(str(output.get("text", "")) for output in outputs)  # type: ignore[union-attr]
+
+
+def test_quickstart_runs_without_errors_and_merges_twice(
+    bare_machine: Path, tmp_path: Path
+) -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=90,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+        extra_arguments=[f"--HistoryManager.hist_file={tmp_path / 'history.sqlite'}"],
+    )
+
+    client.execute()  # raises CellExecutionError on the first failing cell
+
+    printed = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
+    assert "question: Merge treefork/" in printed
+    assert printed.count("merged - merged into main") == 2
+    assert "[api] agent ops: succeeded" in printed
+    assert "all tests passed: True | status: succeeded" in printed
+    assert "report.html" in printed
+    assert sys.executable  # the kernel is this interpreter's (ipykernel's own kernel spec)
