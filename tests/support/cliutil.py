@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,3 +86,53 @@ def claude_calls(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def treefork_in_terminal(
+    *args: str | Path,
+    env: dict[str, str],
+    answer: tuple[bytes, bytes] | None = None,
+    timeout: float = 90,
+) -> tuple[int, str]:
+    """Run ``treefork ARGS`` with a pseudo-terminal as stdin, stdout and stderr.
+
+    Args:
+        args: The arguments.
+        env: Its environment.
+        answer: ``(prompt, reply)``: once ``prompt`` appears, type ``reply``.
+        timeout: Seconds before the process is killed and the test fails.
+
+    Returns:
+        The exit code and everything written to the terminal.
+    """
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [str(TREEFORK), *map(str, args)], stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    output, answered = b"", answer is None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process holding the terminal has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answer is not None and not answered and answer[0] in output:
+                os.write(master, answer[1])
+                answered = True
+        else:
+            process.kill()
+            raise AssertionError(f"treefork did not finish in {timeout}s:\n{output.decode()}")
+        return process.wait(timeout=timeout), output.decode("utf-8", errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
