@@ -60,13 +60,23 @@ def _load(file: Path) -> Any:
 
 
 @app.command()
-def validate(file: Path = typer.Argument(..., help="Workflow file (Prodigy or treefork format).")) -> None:
-    """Check a workflow file and report every problem with file:line:column."""
-    workflow = _load(file)
-    for warning in workflow.warnings:
-        _say(f"warning: {warning}")
-    names = ", ".join(domain.name for domain in workflow.domains)
-    print(f"{file}: valid {workflow.format} workflow, domains: {names}")
+def validate(
+    files: list[Path] = typer.Argument(..., help="Workflow files (Prodigy or treefork format)."),
+) -> None:
+    """Check workflow files and report every problem with file:line:column (exit 2 if any)."""
+    invalid = 0
+    for file in files:
+        try:
+            workflow = _load(file)
+        except typer.Exit:
+            invalid += 1
+            continue
+        for warning in workflow.warnings:
+            _say(f"warning: {warning}")
+        names = ", ".join(domain.name for domain in workflow.domains)
+        print(f"{file}: valid {workflow.format} workflow, domains: {names}")
+    if invalid:
+        raise typer.Exit(EXIT_INVALID)
 
 
 @app.command()

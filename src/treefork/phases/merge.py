@@ -72,7 +72,7 @@ class MergeSteps:
         self.emitter.emit("phase_end", domain=domain, phase="merge", ok=outcome.ok)
         if outcome.ok:
             return None
-        last_lines = outcome.output_tail.strip().splitlines()[-3:]
+        last_lines = [line for line in outcome.output_tail.splitlines() if line.strip()][-4:]
         detail = f" ({' / '.join(last_lines)})" if last_lines else ""
         return f"a merge step failed: {outcome.error}{detail}"
 
