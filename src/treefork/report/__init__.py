@@ -2,10 +2,12 @@
 
 ::
 
-    build_report_model(job, events)   pure: summary, lanes and bars, markers, budget, failures
-    graph_shape()                     the node order of treefork's own compiled graphs
-    render_report(model, shape)       the page: plotly charts (inlined), the graph as SVG
-    write_report(path, job, events)   all of the above, written to one file
+    build_report_model(job, events)   model.py     pure: summary, budget, failures, outcomes
+      ├─ the page's records           records.py   frozen values, no behaviour
+      └─ placing on the timeline      timeline.py  bars on lanes and tracks, phases, markers
+    render_report(model, shape)       html.py      the page; charts.py (plotly), graph.py (SVG)
+    graph_shape()                                  the node order of treefork's compiled graphs
+    write_report(path, job, events)                all of the above, written to one file
 """
 
 from __future__ import annotations

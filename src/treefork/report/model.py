@@ -20,9 +20,33 @@ Events it reads (others are ignored, missing fields tolerated):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from treefork.report.records import (
+    AgentBar,
+    BudgetPoint,
+    DomainRow,
+    FailureRow,
+    JobSummary,
+    Lane,
+    Marker,
+    PhaseSpan,
+    ReportModel,
+)
+from treefork.report.timeline import (
+    Clock,
+    agent_bars,
+    assign_tracks,
+    domain_order,
+    last_of,
+    markers_of,
+    number_of,
+    of_kind,
+    phase_spans,
+    place_on_lanes,
+    text_of,
+)
 
 __all__ = (
     "AgentBar",
@@ -38,389 +62,18 @@ __all__ = (
     "build_report_model",
 )
 
-AgentStatus = Literal["succeeded", "failed", "conflict", "skipped", "unfinished"]
-"""How an agent's bar is coloured; ``conflict`` is a failure to merge its work."""
-
-_PHASE_TRACK = 1
-"""Each lane's first track shows the domain's phases; agents take the tracks below it."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentBar:
-    """One agent (one work item) on the timeline."""
-
-    domain: str
-    item: str
-    status: AgentStatus
-    start: float
-    """Seconds since the job started."""
-    end: float
-    """Seconds since the job started (``start`` for a skipped item)."""
-    error: str | None
-    files: tuple[str, ...]
-    tokens: int
-    cost: float
-    track: int = 0
-    """Row inside the domain's lane, so that agents running at once do not overlap."""
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseSpan:
-    """One phase of a domain (setup, map, reduce, tests, merge)."""
-
-    domain: str
-    phase: str
-    start: float
-    end: float
-    ok: bool | None
-    """None while the phase had not ended."""
-
-
-@dataclass(frozen=True, slots=True)
-class Marker:
-    """A point event on the timeline."""
-
-    kind: Literal["merge", "conflict", "budget"]
-    domain: str | None
-    """The lane it belongs to; None for job-wide events (the final merge)."""
-    at: float
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lane:
-    """One domain's lane: a phase track, then as many agent tracks as ran at once."""
-
-    domain: str
-    status: str
-    offset: int
-    """Index of the lane's first track on the whole timeline."""
-    tracks: int
-    """Tracks in the lane, the phase track included."""
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetPoint:
-    """Resources used by the job up to a moment."""
-
-    at: float
-    tokens: int
-    cost: float
-    agent_runs: int
-
-
-@dataclass(frozen=True, slots=True)
-class FailureRow:
-    """A failure with its error: an agent, a conflict, a phase or a whole domain."""
-
-    at: float
-    domain: str
-    item: str | None
-    kind: str
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class DomainRow:
-    """A chosen domain in the summary."""
-
-    name: str
-    reason: str
-    status: str
-    succeeded: int
-    failed: int
-    skipped: int
-    files: int
-    tests_passed: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobSummary:
-    """The job at a glance."""
-
-    job_id: str
-    task: str
-    repo: str
-    base_branch: str
-    status: str
-    merge_status: str
-    merge_message: str
-    started_at: float | None
-    """Unix time of the first event (None without events)."""
-    duration: float
-    analyzer: str
-    agents: Mapping[str, int]
-    """Agents by status."""
-    files: tuple[str, ...]
-    domains: tuple[DomainRow, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ReportModel:
-    """Everything the report page shows."""
-
-    summary: JobSummary
-    lanes: tuple[Lane, ...]
-    bars: tuple[AgentBar, ...]
-    phases: tuple[PhaseSpan, ...]
-    markers: tuple[Marker, ...]
-    budget: tuple[BudgetPoint, ...]
-    budget_limit: Mapping[str, float | None] = field(default_factory=dict)
-    failures: tuple[FailureRow, ...] = ()
-    phase_outcomes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """Per domain, per sub-graph node, ``ok``, ``failed`` or ``running`` (for the graph)."""
-    job_outcomes: Mapping[str, str] = field(default_factory=dict)
-    """Per top-level node, ``ok``, ``failed`` or ``running`` (for the graph)."""
-
-
-# -- tracks --------------------------------------------------------------------------------
-
-
-def assign_tracks(spans: Sequence[tuple[float, float]]) -> list[int]:
-    """Give each interval the lowest track free at its start (greedy interval partitioning).
-
-    Intervals are taken in order of start; one touching another's end may share its track.
-    The number of tracks used is the largest number of intervals open at one moment.
-
-    Returns:
-        The track of each interval, in the order given.
-    """
-    order = sorted(range(len(spans)), key=lambda index: (spans[index][0], spans[index][1]))
-    track_ends: list[float] = []
-    tracks = [0] * len(spans)
-    for index in order:
-        start, end = spans[index]
-        free = next((t for t, busy_until in enumerate(track_ends) if busy_until <= start), None)
-        if free is None:
-            free = len(track_ends)
-            track_ends.append(end)
-        else:
-            track_ends[free] = end
-        tracks[index] = free
-    return tracks
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-
-def _text(value: Any, default: str = "") -> str:
-    return default if value is None else str(value)
-
-
-def _number(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _of_kind(events: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:
-    return [event for event in events if event.get("event") == kind]
-
-
-def _last(events: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any]:
-    found = _of_kind(events, kind)
-    return found[-1] if found else {}
-
-
-class _Clock:
-    """Turns Unix times into seconds since the job started."""
-
-    def __init__(self, events: Sequence[Mapping[str, Any]]) -> None:
-        times = [_number(event.get("ts"), -1.0) for event in events if event.get("ts") is not None]
-        times = [t for t in times if t >= 0]
-        self.origin = min(times) if times else None
-        self.last = max(times) if times else 0.0
-
-    def __call__(self, unix_time: Any) -> float:
-        if self.origin is None:
-            return 0.0
-        return max(0.0, _number(unix_time, self.origin) - self.origin)
-
-    @property
-    def duration(self) -> float:
-        return self(self.last)
-
-
-# -- agents --------------------------------------------------------------------------------
-
-
-def _conflicted_items(events: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
-    return {
-        (_text(event.get("domain")), _text(event.get("item")))
-        for event in _of_kind(events, "conflict")
-        if event.get("item") is not None
-    }
-
-
-def _agent_status(end: Mapping[str, Any], conflicted: bool) -> AgentStatus:
-    status = _text(end.get("status"), "failed")
-    if status == "failed" and conflicted:
-        return "conflict"
-    if status in ("succeeded", "failed", "skipped"):
-        return status  # type: ignore[return-value]
-    return "failed"
-
-
-def _agent_bar(
-    key: tuple[str, str],
-    start_event: Mapping[str, Any] | None,
-    end_event: Mapping[str, Any] | None,
-    clock: _Clock,
-    conflicted: set[tuple[str, str]],
-) -> AgentBar:
-    domain, item = key
-    if end_event is None:
-        assert start_event is not None
-        start = clock(start_event.get("ts"))
-        return AgentBar(domain, item, "unfinished", start, clock.duration, None, (), 0, 0.0)
-    status = _agent_status(end_event, key in conflicted)
-    started = end_event.get("started_at") or (start_event or {}).get("ts") or end_event.get("ts")
-    finished = end_event.get("finished_at") or end_event.get("ts")
-    start = clock(started)
-    end = max(start, clock(finished))
-    error = end_event.get("error") or end_event.get("reason")
-    return AgentBar(
-        domain,
-        item,
-        status,
-        start,
-        end,
-        _text(error) if error else None,
-        tuple(_text(path) for path in end_event.get("files") or ()),
-        int(_number(end_event.get("tokens"))),
-        _number(end_event.get("cost")),
-    )
-
-
-def _agents(events: Sequence[Mapping[str, Any]], clock: _Clock) -> list[AgentBar]:
-    starts: dict[tuple[str, str], Mapping[str, Any]] = {}
-    ends: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for event in events:
-        kind = event.get("event")
-        if kind not in ("agent_start", "agent_end"):
-            continue
-        key = (_text(event.get("domain")), _text(event.get("item")))
-        (starts if kind == "agent_start" else ends)[key] = event
-    conflicted = _conflicted_items(events)
-    keys = list(dict.fromkeys([*starts, *ends]))
-    return [_agent_bar(key, starts.get(key), ends.get(key), clock, conflicted) for key in keys]
-
-
-# -- lanes ---------------------------------------------------------------------------------
-
-
-def _domain_order(events: Sequence[Mapping[str, Any]], bars: Iterable[AgentBar]) -> list[str]:
-    names: list[str] = [
-        _text(choice.get("name")) for choice in _last(events, "routing").get("domains") or []
-    ]
-    names += [_text(e.get("domain")) for e in events if e.get("event") == "domain_start"]
-    names += [bar.domain for bar in bars]
-    return [name for name in dict.fromkeys(names) if name]
-
-
-def _lanes(
-    order: Sequence[str], bars: list[AgentBar], statuses: Mapping[str, str]
-) -> tuple[list[Lane], list[AgentBar]]:
-    lanes: list[Lane] = []
-    placed: list[AgentBar] = []
-    offset = 0
-    for domain in order:
-        mine = [bar for bar in bars if bar.domain == domain]
-        tracks = assign_tracks([(bar.start, bar.end) for bar in mine])
-        placed += [
-            _with_track(bar, _PHASE_TRACK + track) for bar, track in zip(mine, tracks, strict=True)
-        ]
-        count = _PHASE_TRACK + (max(tracks) + 1 if tracks else 0)
-        lanes.append(Lane(domain, statuses.get(domain, "running"), offset, count))
-        offset += count
-    return lanes, placed
-
-
-def _with_track(bar: AgentBar, track: int) -> AgentBar:
-    return AgentBar(
-        bar.domain,
-        bar.item,
-        bar.status,
-        bar.start,
-        bar.end,
-        bar.error,
-        bar.files,
-        bar.tokens,
-        bar.cost,
-        track,
-    )
-
-
-# -- phases, markers, budget, failures -----------------------------------------------------
-
-
-def _phases(events: Sequence[Mapping[str, Any]], clock: _Clock) -> list[PhaseSpan]:
-    open_phases: dict[tuple[str, str], float] = {}
-    spans: list[PhaseSpan] = []
-    for event in events:
-        kind = event.get("event")
-        key = (_text(event.get("domain")), _text(event.get("phase")))
-        if kind == "phase_start":
-            open_phases[key] = clock(event.get("ts"))
-        elif kind == "phase_end" and key in open_phases:
-            ok = event.get("ok")
-            spans.append(
-                PhaseSpan(
-                    *key,
-                    open_phases.pop(key),
-                    clock(event.get("ts")),
-                    None if ok is None else bool(ok),
-                )
-            )
-    spans += [PhaseSpan(*key, start, clock.duration, None) for key, start in open_phases.items()]
-    return sorted(spans, key=lambda span: (span.domain, span.start))
-
-
-def _merge_marker(event: Mapping[str, Any], clock: _Clock) -> Marker:
-    item = event.get("item")
-    into = _text(event.get("into"))
-    label = f"agent {item} merged into {into}" if item is not None else f"domain merged into {into}"
-    return Marker("merge", _text(event.get("domain")) or None, clock(event.get("ts")), label)
-
-
-def _markers(events: Sequence[Mapping[str, Any]], clock: _Clock) -> list[Marker]:
-    markers: list[Marker] = []
-    for event in events:
-        kind = event.get("event")
-        if kind == "merge":
-            markers.append(_merge_marker(event, clock))
-        elif kind == "conflict":
-            paths = ", ".join(_text(path) for path in event.get("paths") or [])
-            who = f"agent {event['item']}" if event.get("item") is not None else "domain"
-            label = f"conflict: {who} in {paths or 'unknown paths'}"
-            markers.append(
-                Marker(
-                    "conflict", _text(event.get("domain")) or None, clock(event.get("ts")), label
-                )
-            )
-        elif kind == "budget" and event.get("exhausted"):
-            label = f"budget reached: {_text(event.get('reason'), 'limit reached')}"
-            markers.append(
-                Marker("budget", _text(event.get("domain")) or None, clock(event.get("ts")), label)
-            )
-        elif kind == "merge_review" and event.get("status") == "merged":
-            label = f"merged into {_text(event.get('target_branch'), 'the base branch')}"
-            markers.append(Marker("merge", None, clock(event.get("ts")), label))
-    return markers
-
 
 def _budget(
-    events: Sequence[Mapping[str, Any]], bars: Sequence[AgentBar], clock: _Clock
+    events: Sequence[Mapping[str, Any]], bars: Sequence[AgentBar], clock: Clock
 ) -> list[BudgetPoint]:
     reported = [
         BudgetPoint(
             clock(event.get("ts")),
-            int(_number(event.get("tokens"))),
-            _number(event.get("cost")),
-            int(_number(event.get("agent_runs"))),
+            int(number_of(event.get("tokens"))),
+            number_of(event.get("cost")),
+            int(number_of(event.get("agent_runs"))),
         )
-        for event in _of_kind(events, "budget")
+        for event in of_kind(events, "budget")
         if event.get("tokens") is not None
     ]
     if reported:
@@ -442,7 +95,7 @@ def _budget(
 
 
 def _failures(
-    events: Sequence[Mapping[str, Any]], bars: Sequence[AgentBar], clock: _Clock
+    events: Sequence[Mapping[str, Any]], bars: Sequence[AgentBar], clock: Clock
 ) -> list[FailureRow]:
     rows = [
         FailureRow(bar.end, bar.domain, bar.item, bar.status, bar.error or bar.status)
@@ -451,7 +104,7 @@ def _failures(
     ]
     for event in events:
         kind = event.get("event")
-        domain = _text(event.get("domain"))
+        domain = text_of(event.get("domain"))
         if kind == "phase_end" and event.get("ok") is False:
             rows.append(
                 FailureRow(
@@ -463,7 +116,7 @@ def _failures(
                 )
             )
         elif kind == "conflict" and event.get("item") is None:
-            paths = ", ".join(_text(path) for path in event.get("paths") or [])
+            paths = ", ".join(text_of(path) for path in event.get("paths") or [])
             rows.append(
                 FailureRow(
                     clock(event.get("ts")), domain, None, "conflict", f"conflicts in {paths}"
@@ -476,7 +129,7 @@ def _failures(
                     domain,
                     None,
                     "domain",
-                    _text(event.get("error"), "failed"),
+                    text_of(event.get("error"), "failed"),
                 )
             )
     return sorted(rows, key=lambda row: row.at)
@@ -491,16 +144,16 @@ def _phase_outcomes(
     outcomes: dict[str, dict[str, str]] = {name: {} for name in domains}
     for event in events:
         kind = event.get("event")
-        domain = _text(event.get("domain"))
+        domain = text_of(event.get("domain"))
         if domain not in outcomes:
             continue
         mine = outcomes[domain]
         if kind == "domain_start":
             mine["prepare"] = "ok"
         elif kind == "phase_start":
-            mine.setdefault(_text(event.get("phase")), "running")
+            mine.setdefault(text_of(event.get("phase")), "running")
         elif kind == "phase_end":
-            mine[_text(event.get("phase"))] = "failed" if event.get("ok") is False else "ok"
+            mine[text_of(event.get("phase"))] = "failed" if event.get("ok") is False else "ok"
         elif kind == "merge" and event.get("item") is None:
             mine["integrate"] = "ok"
         elif kind == "conflict" and event.get("item") is None:
@@ -511,7 +164,7 @@ def _phase_outcomes(
 
 
 def _job_outcomes(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    kinds = {_text(event.get("event")) for event in events}
+    kinds = {text_of(event.get("event")) for event in events}
     outcomes: dict[str, str] = {}
     if "routing" in kinds:
         outcomes["supervisor"] = "ok"
@@ -519,7 +172,7 @@ def _job_outcomes(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         outcomes["dispatcher"] = "ok" if "merge_review" in kinds else "running"
     if "merge_review" in kinds:
         outcomes["aggregator"] = "ok"
-        review = _text(_last(events, "merge_review").get("status"))
+        review = text_of(last_of(events, "merge_review").get("status"))
         outcomes["merge_review"] = "failed" if review in ("refused", "conflict") else "ok"
     return outcomes
 
@@ -531,10 +184,10 @@ def _domain_rows(
     events: Sequence[Mapping[str, Any]], order: Sequence[str], bars: Sequence[AgentBar]
 ) -> list[DomainRow]:
     reasons = {
-        _text(choice.get("name")): _text(choice.get("reason"))
-        for choice in _last(events, "routing").get("domains") or []
+        text_of(choice.get("name")): text_of(choice.get("reason"))
+        for choice in last_of(events, "routing").get("domains") or []
     }
-    ends = {_text(event.get("domain")): event for event in _of_kind(events, "domain_end")}
+    ends = {text_of(event.get("domain")): event for event in of_kind(events, "domain_end")}
     rows = []
     for name in order:
         end = ends.get(name, {})
@@ -543,16 +196,18 @@ def _domain_rows(
             DomainRow(
                 name=name,
                 reason=reasons.get(name, ""),
-                status=_text(end.get("status"), "running"),
+                status=text_of(end.get("status"), "running"),
                 succeeded=int(
-                    _number(end.get("succeeded"), sum(b.status == "succeeded" for b in mine))
+                    number_of(end.get("succeeded"), sum(b.status == "succeeded" for b in mine))
                 ),
                 failed=int(
-                    _number(
+                    number_of(
                         end.get("failed"), sum(b.status in ("failed", "conflict") for b in mine)
                     )
                 ),
-                skipped=int(_number(end.get("skipped"), sum(b.status == "skipped" for b in mine))),
+                skipped=int(
+                    number_of(end.get("skipped"), sum(b.status == "skipped" for b in mine))
+                ),
                 files=len(end.get("files") or ()),
                 tests_passed=end.get("tests_passed"),
             )
@@ -563,15 +218,15 @@ def _domain_rows(
 def _summary(
     job: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
-    clock: _Clock,
+    clock: Clock,
     rows: Sequence[DomainRow],
     bars: Sequence[AgentBar],
 ) -> JobSummary:
-    start = _last(events, "job_start")
-    routing = _last(events, "routing")
-    review = _last(events, "merge_review")
-    job_end = _last(events, "job_end")
-    job_id = _text(
+    start = last_of(events, "job_start")
+    routing = last_of(events, "routing")
+    review = last_of(events, "merge_review")
+    job_end = last_of(events, "job_end")
+    job_id = text_of(
         job.get("job_id") or next((e.get("job_id") for e in events if e.get("job_id")), "")
     )
     counts: dict[str, int] = {}
@@ -582,24 +237,24 @@ def _summary(
     )
     return JobSummary(
         job_id=job_id,
-        task=_text(start.get("task") or job.get("task")),
-        repo=_text(start.get("repo") or job.get("repo")),
-        base_branch=_text(start.get("base_branch") or job.get("base_branch")),
-        status=_text(job_end.get("status") or job.get("status"), "running"),
-        merge_status=_text(
+        task=text_of(start.get("task") or job.get("task")),
+        repo=text_of(start.get("repo") or job.get("repo")),
+        base_branch=text_of(start.get("base_branch") or job.get("base_branch")),
+        status=text_of(job_end.get("status") or job.get("status"), "running"),
+        merge_status=text_of(
             review.get("status")
             or job.get("merge_status")
             or (job.get("merge") or {}).get("status"),
             "pending",
         ),
-        merge_message=_text(
+        merge_message=text_of(
             review.get("message")
             or job.get("merge_message")
             or (job.get("merge") or {}).get("message")
         ),
         started_at=clock.origin,
         duration=clock.duration,
-        analyzer=_text(routing.get("analyzer") or job.get("analyzer")),
+        analyzer=text_of(routing.get("analyzer") or job.get("analyzer")),
         agents=counts,
         files=tuple(files),
         domains=tuple(rows),
@@ -630,18 +285,18 @@ def build_report_model(
         phases, merge/conflict/budget markers, budget over time and failures.
     """
     job = job or {}
-    events = sorted(events, key=lambda event: _number(event.get("ts")))  # stable: ties keep order
-    clock = _Clock(events)
-    bars = _agents(events, clock)
-    order = _domain_order(events, bars)
+    events = sorted(events, key=lambda event: number_of(event.get("ts")))  # stable: ties keep order
+    clock = Clock(events)
+    bars = agent_bars(events, clock)
+    order = domain_order(events, bars)
     rows = _domain_rows(events, order, bars)
-    lanes, placed = _lanes(order, bars, {row.name: row.status for row in rows})
+    lanes, placed = place_on_lanes(order, bars, {row.name: row.status for row in rows})
     return ReportModel(
         summary=_summary(job, events, clock, rows, placed),
         lanes=tuple(lanes),
         bars=tuple(placed),
-        phases=tuple(_phases(events, clock)),
-        markers=tuple(_markers(events, clock)),
+        phases=tuple(phase_spans(events, clock)),
+        markers=tuple(markers_of(events, clock)),
         budget=tuple(_budget(events, placed, clock)),
         budget_limit=_budget_limit(job),
         failures=tuple(_failures(events, placed, clock)),
