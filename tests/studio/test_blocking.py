@@ -1,12 +1,12 @@
 """No node makes a blocking call on the event loop.
 
-The LangGraph dev server fails any blocking call (file and folder operations, ``sleep``,
-sockets, ...) made on its event loop, and so does LangGraph Platform's. This runs a real
-job in-process under blockbuster, with every function it knows watched whenever a treefork
-frame is on the stack (stricter than the dev server, which lets some file reads through),
-over every kind of work a job does: items from a command and from a JSON file written by
-setup, shell steps with values too large for the environment, a WriteFile step, a Claude
-step in a working directory (a stub on PATH), merges, merge review and clean-up.
+The LangGraph dev server fails any blocking call made on its event loop (folder creation,
+file deletion, sockets, SQLite, ``sleep``, ...); it lets ``stat``, ``listdir`` and file reads
+and writes through. This runs a real job in-process under blockbuster with the same rules,
+whenever a treefork frame is on the stack, over every kind of work a job does: items from a
+command and from a JSON file written by setup, shell steps with values too large for the
+environment, a WriteFile step, a Claude step in a working directory (a stub on PATH), merges,
+merge review, clean-up and the event sinks.
 """
 
 from __future__ import annotations
@@ -95,10 +95,26 @@ def claude_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
 
 
+# What `langgraph dev` lets through (langgraph_runtime_inmem.queue._enable_blockbuster).
+_ALLOWED_BY_THE_DEV_SERVER = (
+    "os.stat",
+    "os.listdir",
+    "os.remove",
+    "io.BufferedReader.read",
+    "io.BufferedWriter.write",
+    "io.TextIOWrapper.read",
+    "io.TextIOWrapper.write",
+    "threading.Lock.acquire",
+)
+
+
 @pytest.fixture
 def watched() -> Iterator[None]:
-    """Blockbuster on every function it knows, for calls with a treefork frame on the stack."""
+    """Blockbuster with the dev server's rules, for calls with a treefork frame on the stack."""
     detector = blockbuster.BlockBuster(scanned_modules=["treefork"])
+    for name in list(detector.functions):
+        if name in _ALLOWED_BY_THE_DEV_SERVER or name.startswith("os.path."):
+            detector.functions.pop(name)
     detector.activate()
     try:
         yield
