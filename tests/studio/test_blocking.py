@@ -27,9 +27,10 @@ blockbuster = pytest.importorskip(
     "blockbuster", reason="blockbuster comes with langgraph-cli[inmem]"
 )
 
-# Remove once no blocking call is left on the event loop: folder creation in home.py,
-# git/locks.py and git/worktrees.py; temporary files in runners/process.py and
-# runners/shell.py; shutil.which in runners/claude.py; the job store's event sink.
+# Remove once no blocking call is left on the event loop: folder creation (treefork_home,
+# RepositoryLock, ensure_worktree, new agent slots), the job lock and opening the job store in
+# the dispatcher and merge review, temporary files in runners/process.py and runners/shell.py,
+# shutil.which in runners/claude.py, and the job store's event sink (EventLog).
 BLOCKING_CALLS_REMAIN = pytest.mark.xfail(
     strict=True, reason="nodes still make blocking calls on the event loop"
 )
