@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from treefork.cli.app import app
-from treefork.cli.resume import checkpoint_action, job_options, job_workflow, open_job
+from treefork.cli.resume import job_options, job_workflow, open_job
 from treefork.cli.run import (
     EXIT_FAILED,
     EXIT_LOCKED,
@@ -53,12 +53,11 @@ async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str
     async with _checkpointer(options["checkpointer"], home) as saver:
         compiled = compile_workflow(workflow, {**options, "yes": False}, saver, [], store)
         config: RunnableConfig = {"configurable": {"thread_id": job["job_id"]}}
-        action = await checkpoint_action(compiled, config)
-        if action in ("start", "continue"):
-            raise JobError(
-                job["job_id"], f"has not finished; `treefork resume {job['job_id']}` first"
-            )
-        if action == "finished":
+        snapshot = await compiled.aget_state(config)
+        at_review = "merge_review" in snapshot.next
+        if snapshot.created_at is None or (snapshot.next and not at_review):
+            raise JobError(job["job_id"], f"has not finished; `treefork resume {job['job_id']}` first")
+        if not snapshot.next:
             # Review already ended (rejected, refused, pending): queue it again.
             await compiled.aupdate_state(config, None, as_node="aggregator")
         state = await compiled.ainvoke(None, config)

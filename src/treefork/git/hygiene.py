@@ -99,7 +99,9 @@ def _common_dir_of_folder(folder: Path) -> Path | None:
 
 
 def _walk_folders(worktrees_root: Path) -> Iterator[tuple[Path, bool]]:
-    """Worktree-like folders (with a ``.git`` entry) and empty leaf folders under the root."""
+    """Candidate folders under the root: worktree-like ones (a ``.git`` entry: True), and
+    folders holding files or nothing at all (False). Folders holding only folders are
+    walked into."""
     if not worktrees_root.is_dir():
         return
     for current, directories, files in os.walk(worktrees_root):
@@ -107,7 +109,8 @@ def _walk_folders(worktrees_root: Path) -> Iterator[tuple[Path, bool]]:
         if ".git" in files or ".git" in directories:
             directories.clear()
             yield here, True
-        elif not directories and not files and here != worktrees_root:
+        elif files or (not directories and here != worktrees_root):
+            directories.clear()
             yield here, False
 
 
