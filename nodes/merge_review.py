@@ -7,6 +7,7 @@ later. A failed job is never merged without an explicit override.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from treefork.home import treefork_home
 from treefork.phases.merge import MergeSteps
 from treefork.settings import GraphSettings
 from treefork.state import MergeState, ParallelState
+from treefork.store.recorder import JobRecorder
 
 __all__ = ("cleanup_merged_job", "merge_review", "review_summary")
 
@@ -116,11 +118,46 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     writer = stream_writer_or_none()
     emitter = Emitter(state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
     merge_steps = MergeSteps(state, settings, emitter)
+    store = settings.store.get(manager.home) if settings.store else None
+    recorder = JobRecorder(store, state["job_id"])
+    await recorder.record_job(**_job_record(state), merge_status="pending")
+    session_tip = await manager.branch_head(state["session_branch"])
     merge = await _review(state, settings, repo, manager, merge_steps)
+    merge = _merged_before(state, merge, session_tip)
+    await recorder.record_job(
+        merge_status=merge["status"], merge_commit=merge["commit"], merge_message=merge["message"],
+        finished_at=time.time(),
+    )
     emitter.emit("merge_review", **merge)
     emitter.emit("job_end", status=state.get("status"), merge=merge["status"])
     budget = merge_steps.budget_after(state)
     return {"merge": merge, "budget": budget} if budget else {"merge": merge}
+
+
+def _job_record(state: ParallelState) -> dict[str, Any]:
+    """The job's aggregate, as the job store keeps it."""
+    summary = {
+        "files": state.get("aggregated_files", []),
+        "all_tests_passed": state.get("all_tests_passed"),
+        "failures": state.get("failures", []),
+        "budget": state.get("budget"),
+    }
+    return {
+        "status": state.get("status") or "running", "summary": summary, "repo": state.get("repo"),
+        "task": state.get("task"), "base_branch": state.get("base_branch"),
+        "base_commit": state.get("base_commit"), "session_branch": state.get("session_branch"),
+    }
+
+
+def _merged_before(state: ParallelState, merge: MergeState, session_tip: str | None) -> MergeState:
+    # Resumed after a crash that came right after the merge: the session branch made
+    # commits and the base branch holds them all, so the merge happened.
+    made_commits = session_tip is not None and session_tip != state.get("base_commit")
+    if merge["status"] != "nothing_to_merge" or not made_commits:
+        return merge
+    assert session_tip is not None
+    message = f"already merged into {state['base_branch']} (session {session_tip[:12]})"
+    return _merge_state(state, "merged", message, session_tip)
 
 
 async def _review(
@@ -145,10 +182,12 @@ async def _review(
     if failed_step:
         return _merge_state(state, "refused", f"{failed_step}; {_later_hint(state)}")
     try:
-        result = await merge_into_checked_out_branch(
-            repo.root, state["base_branch"], state["session_branch"],
-            f"treefork: merge job {state['job_id']}\n\nTask: {state.get('task', '')}",
-        )
+        # Under the repository lock: another job may be merging into the same checkout.
+        async with manager.lock.hold():
+            result = await merge_into_checked_out_branch(
+                repo.root, state["base_branch"], state["session_branch"],
+                f"treefork: merge job {state['job_id']}\n\nTask: {state.get('task', '')}",
+            )
     except MergeRefusedError as refused:
         status = "conflict" if "conflicts" in refused.reason else "refused"
         return _merge_state(state, status, f"{refused}; {_later_hint(state)}")

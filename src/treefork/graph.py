@@ -19,6 +19,7 @@ from treefork.events import EventSink
 from treefork.nodes import aggregator, build_domain_graph, dispatcher, merge_review, supervisor
 from treefork.settings import GraphSettings
 from treefork.state import ParallelState
+from treefork.store import EventLog, JobStore, StoreRef
 from treefork.steps import Step
 
 __all__ = ("build_graph",)
@@ -31,6 +32,20 @@ def _budget(budget: Budget | dict[str, Any] | None) -> Budget | None:
     if unknown:
         raise DefinitionError([Problem("budget", f"unknown keys {sorted(unknown)}; use tokens, cost, agent_runs")])
     return Budget(**budget)
+
+
+def _store_ref(store: JobStore | bool | None) -> StoreRef | None:
+    if store is False:
+        return None
+    return StoreRef(store if isinstance(store, JobStore) else None)
+
+
+def _event_sinks(
+    sinks: Sequence[EventSink], store_ref: StoreRef | None, home: str | Path | None
+) -> tuple[EventSink, ...]:
+    if store_ref is None:
+        return tuple(sinks)
+    return (EventLog(store_ref, Path(home) if home is not None else None), *sinks)
 
 
 def build_graph(
@@ -46,6 +61,7 @@ def build_graph(
     claude_command: Sequence[str] | None = None,
     event_sinks: Sequence[EventSink] = (),
     keep_worktrees: bool = False,
+    store: JobStore | bool | None = None,
     merge_steps: Sequence[Step] = (),
     merge_env: Mapping[str, str] | None = None,
 ) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
@@ -71,6 +87,13 @@ def build_graph(
         claude_command: argv template for Claude steps, ``{prompt}`` replaced.
         event_sinks: Extra callables receiving every progress event.
         keep_worktrees: Keep worktrees and branches of merged agents and domains.
+        store: Where the job is recorded: agent results the moment each agent finishes,
+            phase progress, the DLQ, the event log, worktrees and branches. None (the
+            default) or True: the job store of the treefork home (``<home>/treefork.db``),
+            so that invoking the graph again on the same thread (or with the same
+            ``job_id``) after a crash does not run recorded agents again, and the
+            ``treefork jobs``/``events``/``dlq``/``worktree`` commands see the job. A
+            :class:`~treefork.store.JobStore` to use that one; False to record nothing.
         merge_steps: Steps run in the session worktree once the merge is approved and
             before it happens; ``${merge.worktree}``, ``${merge.source_branch}``,
             ``${merge.target_branch}`` and ``${merge.session_id}`` are in scope. If one
@@ -88,6 +111,7 @@ def build_graph(
     problems = validate_definition(domains, max_parallel=max_parallel, budget=budget_value)
     if problems:
         raise DefinitionError(problems)
+    store_ref = _store_ref(store)
     settings = GraphSettings(
         domains=tuple(domains),
         analyzer=analyzer or RuleAnalyzer(fallback=fallback),
@@ -96,8 +120,9 @@ def build_graph(
         auto_approve=auto_approve,
         home=Path(home) if home is not None else None,
         claude_command=tuple(claude_command) if claude_command else None,
-        event_sinks=tuple(event_sinks),
+        event_sinks=_event_sinks(event_sinks, store_ref, home),
         keep_worktrees=keep_worktrees,
+        store=store_ref,
         merge_steps=tuple(merge_steps),
         merge_env=dict(merge_env or {}),
     )

@@ -10,6 +10,7 @@ from treefork.core.routing import Analyzer, DomainSpec
 from treefork.domain import Budget, Domain
 from treefork.events import EventSink
 from treefork.steps import Step
+from treefork.store.recorder import StoreRef
 
 __all__ = ("GraphSettings",)
 
@@ -41,6 +42,8 @@ class GraphSettings:
     branch (Prodigy's ``merge``); if one fails, nothing is merged."""
     merge_env: Mapping[str, str] = field(default_factory=dict)
     """Environment for the merge steps (the workflow's ``env``)."""
+    store: StoreRef | None = None
+    """Where jobs are recorded (agent results, DLQ, events, resume facts); None: nowhere."""
 
     def domain(self, name: str) -> Domain:
         """The domain with this name."""
