@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import types
 
 import treefork
 
 
 def test_all_matches_the_public_names_exported() -> None:
+    # Names load on first use (PEP 562): resolve every one, then compare.
+    for name in treefork.__all__:
+        assert getattr(treefork, name) is not None
     public = {
         name
         for name, value in vars(treefork).items()
@@ -17,6 +22,21 @@ def test_all_matches_the_public_names_exported() -> None:
     assert set(treefork.__all__) - {"__version__"} == public
     assert len(treefork.__all__) == len(set(treefork.__all__))
     assert isinstance(treefork.__all__, tuple)
+    assert set(treefork.__all__) <= set(dir(treefork))
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    assert not hasattr(treefork, "no_such_name")
+
+
+def test_importing_treefork_loads_no_langgraph() -> None:
+    code = (
+        "import sys, treefork, treefork.domain, treefork.steps; print('langgraph' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_documented_names_exist() -> None:

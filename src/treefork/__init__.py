@@ -6,31 +6,35 @@ an aggregator merges the results into :class:`ParallelState`; merge review bring
 into your branch only when approved.
 """
 
-from treefork.core.routing import Analyzer, DomainSpec, RuleAnalyzer, Selection
-from treefork.domain import Budget, Command, Domain, ErrorPolicy, JsonFile, Map
-from treefork.errors import (
-    DefinitionError,
-    GitError,
-    InputError,
-    MergeConflictError,
-    MergeRefusedError,
-    RepositoryError,
-    StepError,
-    TreeforkError,
-    WorkflowError,
-)
-from treefork.graph import build_graph
-from treefork.state import ParallelState
-from treefork.steps import (
-    AgentContext,
-    AgentOutput,
-    AgentStep,
-    Claude,
-    Retry,
-    Shell,
-    Usage,
-    WriteFile,
-)
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from treefork.core.routing import Analyzer, DomainSpec, RuleAnalyzer, Selection
+    from treefork.domain import Budget, Command, Domain, ErrorPolicy, JsonFile, Map
+    from treefork.errors import (
+        DefinitionError,
+        GitError,
+        InputError,
+        MergeConflictError,
+        MergeRefusedError,
+        RepositoryError,
+        StepError,
+        TreeforkError,
+        WorkflowError,
+    )
+    from treefork.graph import build_graph
+    from treefork.state import ParallelState
+    from treefork.steps import (
+        AgentContext,
+        AgentOutput,
+        AgentStep,
+        Claude,
+        Retry,
+        Shell,
+        Usage,
+        WriteFile,
+    )
 
 __version__ = "0.1.0"
 
@@ -66,3 +70,50 @@ __all__ = (
     "__version__",
     "build_graph",
 )
+
+# Names are imported on first use (PEP 562): ``import treefork`` and the command line's
+# ``validate`` stay fast, and langgraph is loaded only by what needs the graph.
+_MODULES = {
+    "Analyzer": "treefork.core.routing",
+    "DomainSpec": "treefork.core.routing",
+    "RuleAnalyzer": "treefork.core.routing",
+    "Selection": "treefork.core.routing",
+    "Budget": "treefork.domain",
+    "Command": "treefork.domain",
+    "Domain": "treefork.domain",
+    "ErrorPolicy": "treefork.domain",
+    "JsonFile": "treefork.domain",
+    "Map": "treefork.domain",
+    "DefinitionError": "treefork.errors",
+    "GitError": "treefork.errors",
+    "InputError": "treefork.errors",
+    "MergeConflictError": "treefork.errors",
+    "MergeRefusedError": "treefork.errors",
+    "RepositoryError": "treefork.errors",
+    "StepError": "treefork.errors",
+    "TreeforkError": "treefork.errors",
+    "WorkflowError": "treefork.errors",
+    "build_graph": "treefork.graph",
+    "ParallelState": "treefork.state",
+    "AgentContext": "treefork.steps",
+    "AgentOutput": "treefork.steps",
+    "AgentStep": "treefork.steps",
+    "Claude": "treefork.steps",
+    "Retry": "treefork.steps",
+    "Shell": "treefork.steps",
+    "Usage": "treefork.steps",
+    "WriteFile": "treefork.steps",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'treefork' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -8,7 +8,8 @@ git calls, never across agent work.
 
 Within a process an :class:`anyio.Lock` queues waiters fairly; across processes (two jobs on
 the same repository) an ``flock`` on a file in the treefork home does, polled without
-blocking so that cancellation stays immediate.
+blocking so that cancellation stays immediate. The lock is reentrant for the task holding
+it: a step done under the lock may call another that takes it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = ("RepositoryLock",)
 
 _POLL_SECONDS = 0.005
 _process_locks: dict[tuple[str, int], anyio.Lock] = {}
+_holders: dict[tuple[str, int], asyncio.Task[object]] = {}
 
 
 def _process_lock(key: str) -> anyio.Lock:
@@ -50,7 +52,12 @@ class RepositoryLock:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        """Hold the lock for the duration of the block."""
+        """Hold the lock for the duration of the block (at once if this task holds it)."""
+        holder_key = (self.key, id(asyncio.get_running_loop()))
+        task = asyncio.current_task()
+        if task is not None and _holders.get(holder_key) is task:
+            yield
+            return
         async with _process_lock(self.key):
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -60,6 +67,9 @@ class RepositoryLock:
                         break
                     except BlockingIOError:
                         await anyio.sleep(_POLL_SECONDS)
+                if task is not None:
+                    _holders[holder_key] = task
                 yield
             finally:
+                _holders.pop(holder_key, None)
                 os.close(descriptor)  # closing releases the flock

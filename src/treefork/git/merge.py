@@ -120,8 +120,27 @@ async def _read_tip(cwd: Path, branch: str) -> BranchTip:
     return BranchTip(commit, tree)
 
 
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One commit waiting to be merged, and what became of it."""
+
+    source: str
+    message: str
+    result: MergeResult | None = None
+    error: Exception | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+
 class BranchMerger:
     """Merges commits into one branch, one at a time: the serial merge queue of a branch.
+
+    Merges that arrive while another is being made are made next, in arrival order, each on
+    top of the one before, and the branch is then moved once for all of them: every merge
+    still gets its own merge commit (a conflict fails only its own), and each caller
+    returns once the branch contains its merge.
 
     Args:
         cwd: A checkout of the repository; git commands run there.
@@ -144,6 +163,7 @@ class BranchMerger:
         self._scratch_folder = scratch
         self._lock = lock
         self._queue = anyio.Lock()
+        self._pending: list[_Request] = []
         self._tip: BranchTip | None = None
         self._identity: Mapping[str, str] | None = None
         self._object_store: bool | None = None
@@ -159,18 +179,58 @@ class BranchMerger:
             MergeConflictError: Conflicts; the branch is left exactly as it was.
             GitError: The branch kept moving underneath, or git failed.
         """
-        async with self._queue:
-            for attempt in range(1, _MOVE_ATTEMPTS + 1):
-                tip = self._tip or await _read_tip(self.cwd, self.branch)
-                merged = await self.merge_commit(tip, source, message)
-                if merged is None:
-                    self._tip = tip
-                    return MergeResult(tip.commit, merged=False)
-                moved = await self._move(tip, merged, message, last=attempt == _MOVE_ATTEMPTS)
-                self._tip = merged if moved else None
-                if moved:
-                    return MergeResult(merged.commit, merged=True)
-        raise AssertionError("unreachable: the last attempt raises")
+        request = _Request(source, message)
+        self._pending.append(request)
+        try:
+            async with self._queue:
+                if not request.done:
+                    # Shielded: the batch holds other callers' merges too, and each git
+                    # command in it takes milliseconds.
+                    with anyio.CancelScope(shield=True):
+                        await self._merge_pending()
+        finally:
+            if request in self._pending:  # cancelled before its turn: never merged
+                self._pending.remove(request)
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    async def _merge_pending(self) -> None:
+        """Merge every waiting request, then move the branch once."""
+        batch, self._pending = self._pending, []
+        for attempt in range(1, _MOVE_ATTEMPTS + 1):
+            try:
+                start = self._tip or await _read_tip(self.cwd, self.branch)
+                tip = await self._merge_batch(start, batch)
+                moved = tip == start or await self._move(
+                    start, tip, batch[-1].message, last=attempt == _MOVE_ATTEMPTS
+                )
+            except Exception as error:
+                for request in batch:
+                    request.result, request.error = None, request.error or error
+                self._tip = None
+                return
+            self._tip = tip if moved else None
+            if moved:
+                return
+            for request in batch:  # the branch moved underneath: merge again on its new tip
+                request.result = request.error = None
+
+    async def _merge_batch(self, tip: BranchTip, batch: list[_Request]) -> BranchTip:
+        """Make each request's merge commit on top of the previous one; returns the last."""
+        for request in batch:
+            try:
+                merged = await self.merge_commit(tip, request.source, request.message)
+            except MergeConflictError as conflict:
+                request.error = conflict
+                continue
+            if merged is None:
+                request.result = MergeResult(tip.commit, merged=False)
+                continue
+            request.result = MergeResult(merged.commit, merged=True)
+            tip = merged
+        return tip
 
     async def merge_commit(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
         """The merge commit of ``source`` into ``tip``; None if ``tip`` contains ``source``.

@@ -272,6 +272,24 @@ class WorktreeManager:
                 path, f"cannot update files to {head[:12]}: {error.stderr.strip()}"
             ) from error
 
+    async def move_back(self, path: Path, commit: str) -> str | None:
+        """Move the branch checked out in ``path`` back to ``commit`` if it moved away.
+
+        Uncommitted changes are kept (``git reset --keep``); git refuses, changing nothing,
+        if one of them is in a file that would change.
+
+        Returns:
+            The commit the branch was at, or None when it had not moved.
+
+        Raises:
+            GitError: git refused.
+        """
+        head = await head_commit(path)
+        if head == commit:
+            return None
+        await git("reset", "-q", "--keep", commit, cwd=path)
+        return head
+
     # -- removing --------------------------------------------------------------------------
 
     async def remove_worktree(self, path: Path, *, force: bool = False) -> None:
