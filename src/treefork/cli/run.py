@@ -1,7 +1,12 @@
 """``treefork run``, ``validate`` and ``graph``: workflow files from the command line.
 
 Exit codes: 0 the job succeeded; 1 it ran but failed (or only partly succeeded); 2 invalid
-input (nothing executed, no worktree or branch created); 130 interrupted.
+input (nothing executed, no worktree or branch created); 3 the job is running in another
+process (its lock is held; nothing was changed); 130 interrupted.
+
+Every run is recorded in the job store of the treefork home (the workflow file and the
+options too, so that ``treefork resume JOB`` rebuilds the same graph) and holds the job's
+lock until it ends.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from rich.prompt import Confirm
 from treefork.cli.app import app
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
-from treefork.errors import TreeforkError, WorkflowError
+from treefork.errors import JobLockedError, TreeforkError, WorkflowError
 from treefork.home import treefork_home
 
 if TYPE_CHECKING:
@@ -34,9 +39,19 @@ if TYPE_CHECKING:
 # langgraph and the graph are imported only once a job runs: a bad workflow file is
 # reported without loading them.
 
-__all__ = ("EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "job_report")
+__all__ = (
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "compile_workflow",
+    "job_report",
+    "job_row",
+    "settle_review",
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _err = Console(stderr=True)
 
@@ -169,44 +184,88 @@ def _decide_interactively(summary: dict[str, Any], console: Console) -> Any:
     return "approve" if Confirm.ask(f"Merge into {summary['target_branch']}?", default=True, console=console) else "reject"
 
 
-async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
-    from langgraph.types import Command
-
+def compile_workflow(
+    workflow: Any, options: dict[str, Any], saver: Any, sinks: Sequence[Any], store: Any
+) -> Any:
+    """The graph of a workflow run (``run``, ``resume`` and ``dlq retry`` build the same one)."""
     from treefork.graph import build_graph
 
+    return build_graph(
+        workflow.domains,
+        max_parallel=options["max_parallel"] or workflow.max_parallel or 8,
+        budget=workflow.budget,
+        auto_approve=options["yes"],
+        checkpointer=saver,
+        event_sinks=list(sinks),
+        merge_steps=workflow.merge,
+        merge_env=workflow.env,
+        store=store,
+    )
+
+
+async def settle_review(
+    compiled: Any,
+    state: dict[str, Any],
+    config: RunnableConfig,
+    options: dict[str, Any],
+    console: Console,
+) -> dict[str, Any]:
+    """Answer a merge review interrupt on a terminal, or report the merge as pending."""
+    from langgraph.types import Command
+
+    interrupts = state.get("__interrupt__") or []
+    if interrupts and not options["no_merge"] and sys.stdin.isatty() and not options["json"]:
+        decision = _decide_interactively(interrupts[0].value, console)
+        return dict(await compiled.ainvoke(Command(resume=decision), config))
+    if not interrupts:
+        return state
+    snapshot = await compiled.aget_state(config)
+    state = dict(snapshot.values)
+    state["merge"] = {
+        "status": "pending",
+        "target_branch": state.get("base_branch"),
+        "session_branch": state.get("session_branch"),
+        "commit": None,
+        "message": f"not merged yet: run `treefork merge {state.get('job_id')}`, "
+        f"`treefork resume {state.get('job_id')}` or `git merge {state.get('session_branch')}`",
+    }
+    return state
+
+
+def job_row(workflow: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """What the job store keeps of a CLI run, so that ``resume`` rebuilds the same graph."""
+    kept = ("max_parallel", "yes", "no_merge", "checkpointer")
+    return {
+        "repo": str(options["repo"]),
+        "task": options["task"],
+        "workflow": workflow.name,
+        "workflow_path": options.get("workflow_path"),
+        "options": {key: options.get(key) for key in kept},
+        "pid": os.getpid(),
+    }
+
+
+async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
+    import anyio
+
+    from treefork.nodes.supervisor import new_job_id
+    from treefork.store import JobLock, shared_store
+
     home = treefork_home()
-    with make_progress(live=None if not options["json"] else False) as progress:
+    options["job_id"] = options["job_id"] or new_job_id()
+    # The job lock is held for the whole run: a second run or resume of it fails at once.
+    live = None if not options["json"] else False
+    with JobLock(home, options["job_id"]), make_progress(live=live) as progress:
+        store = shared_store(home)
+        row = job_row(workflow, options)
+        await anyio.to_thread.run_sync(lambda: store.start_job(options["job_id"], **row))
         async with _checkpointer(options["checkpointer"], home) as saver:
-            compiled = build_graph(
-                workflow.domains,
-                max_parallel=options["max_parallel"] or workflow.max_parallel or 8,
-                budget=workflow.budget,
-                auto_approve=options["yes"],
-                checkpointer=saver,
-                event_sinks=[progress],
-                merge_steps=workflow.merge,
-                merge_env=workflow.env,
-            )
+            compiled = compile_workflow(workflow, options, saver, [progress], store)
             state_in: dict[str, Any] = {"task": options["task"], "repo": str(options["repo"])}
-            if options["job_id"]:
-                state_in["job_id"] = options["job_id"]
-            config: RunnableConfig = {"configurable": {"thread_id": options["job_id"] or "pending"}}
+            state_in["job_id"] = options["job_id"]
+            config: RunnableConfig = {"configurable": {"thread_id": options["job_id"]}}
             state = await _start(compiled, state_in, config)
-            interrupts = state.get("__interrupt__") or []
-            if interrupts and not options["no_merge"] and sys.stdin.isatty() and not options["json"]:
-                decision = _decide_interactively(interrupts[0].value, console)
-                state = await compiled.ainvoke(Command(resume=decision), config)
-            elif interrupts:
-                snapshot = await compiled.aget_state(config)
-                state = dict(snapshot.values)
-                state["merge"] = {
-                    "status": "pending",
-                    "target_branch": state.get("base_branch"),
-                    "session_branch": state.get("session_branch"),
-                    "commit": None,
-                    "message": f"not merged yet: run `treefork merge {state.get('job_id')}` or "
-                    f"`git merge {state.get('session_branch')}`",
-                }
+            state = await settle_review(compiled, state, config, options, console)
     return dict(state)
 
 
@@ -252,7 +311,7 @@ def run(
     options = {
         "repo": _repository_path(repo), "task": task or workflow.task or workflow.name,
         "max_parallel": max_parallel, "yes": yes, "no_merge": no_merge, "json": as_json,
-        "job_id": job_id, "checkpointer": checkpointer,
+        "job_id": job_id, "checkpointer": checkpointer, "workflow_path": str(file.resolve()),
     }
     state = _run_job(workflow, options, console)
     if as_json:
@@ -279,8 +338,12 @@ def _run_job(workflow: Any, options: dict[str, Any], console: Console) -> dict[s
     try:
         return asyncio.run(_execute(workflow, options, console))
     except KeyboardInterrupt:
-        _say("interrupted: finished agents are recorded; resume with `treefork resume JOB`")
+        job = options.get("job_id") or "JOB"
+        _say(f"interrupted: finished agents are recorded; resume with `treefork resume {job}`")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except JobLockedError as error:
+        _say(f"error: {error}")
+        raise typer.Exit(EXIT_LOCKED) from None
     except TreeforkError as error:
         _say(f"error: {error}")
         raise typer.Exit(EXIT_INVALID if _is_input_error(error) else EXIT_FAILED) from None
