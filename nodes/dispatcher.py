@@ -54,10 +54,11 @@ def _budget_tracker(settings: GraphSettings, state: ParallelState) -> BudgetTrac
 async def _runtime(state: ParallelState, settings: GraphSettings) -> JobRuntime:
     repo = await open_repository(state["repo"], state["base_branch"])
     job_id = state["job_id"]
-    home = treefork_home(settings.home)
+    home = await anyio.to_thread.run_sync(treefork_home, settings.home)
     writer = stream_writer_or_none()
     sinks = [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
-    recorder = JobRecorder(settings.store.get(home) if settings.store else None, job_id)
+    store = await anyio.to_thread.run_sync(settings.store.get, home) if settings.store else None
+    recorder = JobRecorder(store, job_id)
     budget = _budget_tracker(settings, state)
     # Agents recorded by an earlier, interrupted run of this job spent budget too.
     for row in await recorder.agents():
@@ -119,8 +120,14 @@ async def dispatcher(
     if not names:
         return {"domain_results": {}}
     # One process at a time runs a job (re-entrant: the CLI holds it around the whole run).
-    with JobLock(treefork_home(settings.home), state["job_id"]):
+    home = await anyio.to_thread.run_sync(treefork_home, settings.home)
+    lock = JobLock(home, state["job_id"])
+    await anyio.to_thread.run_sync(lock.acquire)
+    try:
         return await _dispatch(state, settings, domain_graphs, names)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(lock.release)
 
 
 async def _dispatch(

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from langgraph.types import interrupt
 
 from treefork.core.review import Decision, merge_block_reason, parse_decision
@@ -24,7 +25,7 @@ from treefork.home import treefork_home
 from treefork.phases.merge import MergeSteps
 from treefork.settings import GraphSettings
 from treefork.state import MergeState, ParallelState
-from treefork.store.recorder import JobRecorder
+from treefork.store.recorder import EventLog, JobRecorder
 
 __all__ = ("cleanup_merged_job", "merge_review", "review_summary")
 
@@ -114,11 +115,14 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     if state.get("status") == "skipped" or not state.get("domains"):
         return {"merge": _merge_state(state, "skipped", state.get("routing_message") or "no domain was chosen")}
     repo = await open_repository(state["repo"], state["base_branch"])
-    manager = WorktreeManager(repo, state["job_id"], treefork_home(settings.home))
+    home = await anyio.to_thread.run_sync(treefork_home, settings.home)
+    manager = WorktreeManager(repo, state["job_id"], home)
     writer = stream_writer_or_none()
     emitter = Emitter(state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
     merge_steps = MergeSteps(state, settings, emitter)
-    store = settings.store.get(manager.home) if settings.store else None
+    store = None
+    if settings.store is not None:
+        store = await anyio.to_thread.run_sync(settings.store.get, manager.home)
     recorder = JobRecorder(store, state["job_id"])
     await recorder.record_job(**_job_record(state), merge_status="pending")
     session_tip = await manager.branch_head(state["session_branch"])
@@ -130,6 +134,9 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     )
     emitter.emit("merge_review", **merge)
     emitter.emit("job_end", status=state.get("status"), merge=merge["status"])
+    for sink in settings.event_sinks:
+        if isinstance(sink, EventLog):  # the job's log is complete when the graph returns
+            await anyio.to_thread.run_sync(sink.flush)
     budget = merge_steps.budget_after(state)
     return {"merge": merge, "budget": budget} if budget else {"merge": merge}
 

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ("dlq_app", "select_entries")
 
+_ITEM_OPTION = typer.Option(None, "--item", help="Only this item (repeatable; DOMAIN/ITEM).")
+
 dlq_app = typer.Typer(help="The dead letter queue: failed items, kept for inspection and retry.")
 app.add_typer(dlq_app, name="dlq")
 
@@ -124,7 +126,8 @@ def show(
         print(json.dumps(detail, default=str))
         return
     print(
-        f"job {job_id}  domain {entry['domain']}  item {entry['item_id']}  attempts {entry['attempts']}"
+        f"job {job_id}  domain {entry['domain']}  item {entry['item_id']}  "
+        f"attempts {entry['attempts']}"
     )
     print(f"item: {json.dumps(entry['item'], default=str)}")
     print(
@@ -153,9 +156,9 @@ async def _update_checkpoint(
     workflow: Any, options: dict[str, Any], store: JobStore, home: Path, job_id: str
 ) -> None:
     """Put the job's fresh aggregate into its checkpoint so that merge review asks again."""
-    from langgraph.types import Overwrite
+    from langgraph.types import Overwrite  # noqa: PLC0415 (the engine loads for this command only)
 
-    from treefork.nodes.aggregator import aggregator
+    from treefork.nodes.aggregator import aggregator  # noqa: PLC0415 (the engine loads for this command only)
 
     async with _checkpointer(options["checkpointer"], home) as saver:
         compiled = compile_workflow(workflow, {**options, "yes": False}, saver, [], store)
@@ -170,7 +173,7 @@ async def _update_checkpoint(
 
 
 def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
-    from treefork.nodes.aggregator import aggregator
+    from treefork.nodes.aggregator import aggregator  # noqa: PLC0415 (the engine loads for this command only)
 
     results = {
         row["domain"]: row["result"] for row in store.domains(job["job_id"]) if row["result"]
@@ -198,10 +201,10 @@ def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
 async def _retry(
     workflow: Any, options: dict[str, Any], job: dict[str, Any], items: dict[str, list[str]]
 ) -> dict[str, DomainResult]:
-    from treefork.core.routing import RuleAnalyzer
-    from treefork.nodes import build_domain_graph
-    from treefork.phases.retry import retry_dead_letters
-    from treefork.settings import GraphSettings
+    from treefork.core.routing import RuleAnalyzer  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.nodes import build_domain_graph  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.phases.retry import retry_dead_letters  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.settings import GraphSettings  # noqa: PLC0415 (the engine loads for this command only)
 
     home = treefork_home()
     job_id = job["job_id"]
@@ -228,9 +231,7 @@ async def _retry(
 def retry(
     job_id: str = typer.Argument(..., help="The job whose failed items to run again."),
     max_parallel: int = typer.Option(None, "--max-parallel", min=1, help="Agents at once."),
-    item: list[str] = typer.Option(
-        None, "--item", help="Only this item (repeatable; DOMAIN/ITEM)."
-    ),  # noqa: B008
+    item: list[str] = _ITEM_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
 ) -> None:
     """Retry failed items; successes merge into the same session branch."""
@@ -263,7 +264,8 @@ def retry(
         for name in outcome["failed"]:
             print(f"retried {name}: failed again; still in the dead letter queue")
         print(
-            f"merge it with `treefork merge {job_id}` (or review again with `treefork resume {job_id}`)"
+            f"merge it with `treefork merge {job_id}` "
+            f"(or review again with `treefork resume {job_id}`)"
         )
     raise typer.Exit(EXIT_OK if not outcome["failed"] else EXIT_FAILED)
 
@@ -272,9 +274,9 @@ def _outcome(results: dict[str, DomainResult], items: dict[str, list[str]]) -> d
     succeeded: list[str] = []
     failed: list[str] = []
     for domain, ids in items.items():
-        agents = {agent["item_id"]: agent for agent in results[domain]["agents"]}
+        statuses = {agent["item_id"]: agent["status"] for agent in results[domain]["agents"]}
         for item_id in ids:
-            status = agents.get(item_id, {}).get("status")
+            status = statuses.get(item_id)
             (succeeded if status == "succeeded" else failed).append(f"{domain}/{item_id}")
     domains = {domain: results[domain]["status"] for domain in items}
     return {"succeeded": succeeded, "failed": failed, "domains": domains}

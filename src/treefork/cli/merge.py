@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import typer
 
 from treefork.cli.app import app
@@ -44,7 +44,7 @@ __all__ = ("merge",)
 
 
 async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str, Any]:
-    from langgraph.types import Command
+    from langgraph.types import Command  # noqa: PLC0415 (the engine loads for this command only)
 
     workflow = job_workflow(job)
     options = job_options(job)
@@ -56,7 +56,9 @@ async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str
         snapshot = await compiled.aget_state(config)
         at_review = "merge_review" in snapshot.next
         if snapshot.created_at is None or (snapshot.next and not at_review):
-            raise JobError(job["job_id"], f"has not finished; `treefork resume {job['job_id']}` first")
+            raise JobError(
+                job["job_id"], f"has not finished; `treefork resume {job['job_id']}` first"
+            )
         if not snapshot.next:
             # Review already ended (rejected, refused, pending): queue it again.
             await compiled.aupdate_state(config, None, as_node="aggregator")
@@ -69,10 +71,10 @@ async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str
 
 
 async def _merge_directly(store: JobStore, job: dict[str, Any], override: bool) -> dict[str, Any]:
-    from treefork.git.merge import merge_into_checked_out_branch
-    from treefork.git.repository import open_repository
-    from treefork.git.worktrees import WorktreeManager
-    from treefork.nodes.merge_review import cleanup_merged_job
+    from treefork.git.merge import merge_into_checked_out_branch  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.git.repository import open_repository  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.git.worktrees import WorktreeManager  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.nodes.merge_review import cleanup_merged_job  # noqa: PLC0415 (the engine loads for this command only)
 
     if job["status"] == "running":
         raise JobError(job["job_id"], "has not finished; resume it first")
@@ -113,7 +115,8 @@ async def _merge(job_id: str, override: bool) -> dict[str, Any]:
     with JobLock(home, job_id):
         job = store.job(job_id)
         assert job is not None
-        if job.get("workflow_path") and Path(job["workflow_path"]).exists():
+        workflow = job.get("workflow_path")
+        if workflow and await anyio.Path(workflow).exists():
             merge = await _merge_through_review(job, override)
         else:
             merge = await _merge_directly(store, job, override)

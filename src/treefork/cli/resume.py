@@ -133,6 +133,7 @@ async def _resume(workflow: Any, options: dict[str, Any], console: Console) -> d
 @app.command()
 def resume(
     job_id: str = typer.Argument(..., help="The job to resume (`treefork jobs` lists them)."),
+    *,
     yes: bool = typer.Option(
         False, "--yes", "-y", help="Merge without asking (never a failed job)."
     ),

@@ -29,12 +29,16 @@ from treefork.store import shared_store
 
 __all__ = ("worktree_app",)
 
-worktree_app = typer.Typer(help="The worktrees and branches treefork made: list them, collect garbage.")
+worktree_app = typer.Typer(
+    help="The worktrees and branches treefork made: list them, collect garbage."
+)
 app.add_typer(worktree_app, name="worktree")
 
 
 @worktree_app.command("list")
-def list_worktrees(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+def list_worktrees(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
     """List treefork's worktrees and orphan folders, with their job and its state."""
     home = treefork_home()
     inventory = asyncio.run(take_inventory(shared_store(home), home))
@@ -42,18 +46,33 @@ def list_worktrees(as_json: bool = typer.Option(False, "--json", help="One JSON 
     for scan in inventory.repositories:
         for worktree in scan.worktrees:
             state = job_state(inventory.jobs.get(worktree.job_id))
-            rows.append({
-                "path": worktree.path, "repo": str(scan.root), "job_id": worktree.job_id,
-                "job_state": state, "branch": worktree.branch,
-                "status": ("missing (stale entry)" if not worktree.exists
-                           else f"{len(worktree.dirty)} uncommitted" if worktree.dirty else "clean"),
-            })
+            rows.append(
+                {
+                    "path": worktree.path,
+                    "repo": str(scan.root),
+                    "job_id": worktree.job_id,
+                    "job_state": state,
+                    "branch": worktree.branch,
+                    "status": (
+                        "missing (stale entry)"
+                        if not worktree.exists
+                        else f"{len(worktree.dirty)} uncommitted"
+                        if worktree.dirty
+                        else "clean"
+                    ),
+                }
+            )
     for folder in inventory.folders:
-        rows.append({
-            "path": folder.path, "repo": None, "job_id": folder.job_id,
-            "job_state": job_state(inventory.jobs.get(folder.job_id)), "branch": None,
-            "status": "orphan folder" + (" (holds files)" if folder.has_files else " (empty)"),
-        })
+        rows.append(
+            {
+                "path": folder.path,
+                "repo": None,
+                "job_id": folder.job_id,
+                "job_state": job_state(inventory.jobs.get(folder.job_id)),
+                "branch": None,
+                "status": "orphan folder" + (" (holds files)" if folder.has_files else " (empty)"),
+            }
+        )
     if as_json:
         for row in rows:
             print(json.dumps(row))
@@ -62,15 +81,23 @@ def list_worktrees(as_json: bool = typer.Option(False, "--json", help="One JSON 
     for column in ("job", "job state", "branch", "status", "path"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["job_id"], row["job_state"], row["branch"] or "-", row["status"], row["path"])
+        table.add_row(
+            row["job_id"], row["job_state"], row["branch"] or "-", row["status"], row["path"]
+        )
     Console(width=200).print(table)
 
 
 @worktree_app.command("gc")
 def gc(
-    dry_run: bool = typer.Option(False, "--dry-run", help="Change nothing; say what would be done and why."),
-    older_than: str = typer.Option(None, "--older-than", help="Only jobs idle this long: 30m, 12h, 7d."),
-    force: bool = typer.Option(False, "--force", help="Also remove uncommitted work and unmerged branches."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Change nothing; say what would be done and why."
+    ),
+    older_than: str = typer.Option(
+        None, "--older-than", help="Only jobs idle this long: 30m, 12h, 7d."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Also remove uncommitted work and unmerged branches."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per decision."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list what is kept, and why."),
 ) -> None:
@@ -87,15 +114,22 @@ def gc(
     failed = {id(action): reason for action, reason in report.failed}
     for action in report.actions:
         if as_json:
-            print(json.dumps({**describe(action, dry_run=dry_run), "error": failed.get(id(action))}))
+            print(
+                json.dumps({**describe(action, dry_run=dry_run), "error": failed.get(id(action))})
+            )
             continue
         if action.kind == "keep" and not (verbose or dry_run):
             continue
         verb = {
-            "keep": "keep", "remove_worktree": "remove worktree", "prune": "prune stale entry",
-            "remove_folder": "remove folder", "delete_branch": "delete branch",
+            "keep": "keep",
+            "remove_worktree": "remove worktree",
+            "prune": "prune stale entry",
+            "remove_folder": "remove folder",
+            "delete_branch": "delete branch",
         }[action.kind]
         prefix = "would " if dry_run and action.kind != "keep" else ""
         suffix = f"  FAILED: {failed[id(action)]}" if id(action) in failed else ""
-        print(f"{prefix}{verb} {action.target} ({action.job_id or 'no job'}): {action.reason}{suffix}")
+        print(
+            f"{prefix}{verb} {action.target} ({action.job_id or 'no job'}): {action.reason}{suffix}"
+        )
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)

@@ -125,7 +125,7 @@ async def _parse_worktrees(root: Path, worktrees_root: Path) -> list[tuple[Path,
         lines = [line for line in block.splitlines() if line]
         if not lines or not lines[0].startswith("worktree "):
             continue
-        path = Path(os.path.normpath(lines[0].removeprefix("worktree ")))
+        path = Path(lines[0].removeprefix("worktree "))  # git prints it absolute and normalised
         if not path.is_relative_to(worktrees_root):
             continue
         branch = next(
@@ -136,7 +136,7 @@ async def _parse_worktrees(root: Path, worktrees_root: Path) -> list[tuple[Path,
             ),
             None,
         )
-        found.append((path, branch, path.is_dir()))
+        found.append((path, branch, await anyio.Path(path).is_dir()))
     return found
 
 
@@ -172,7 +172,7 @@ async def _scan_repository(root: Path, worktrees_root: Path) -> RepositoryScan:
             await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=root)
         ).stdout.strip()
     )
-    scan = RepositoryScan(root, common.resolve())
+    scan = RepositoryScan(root, Path(await anyio.Path(common).resolve()))
     for path, branch, exists in await _parse_worktrees(root, worktrees_root):
         dirty = await _dirty(path) if exists else ()
         scan.worktrees.append(
@@ -205,45 +205,59 @@ def _job_facts(store: JobStore, home: Path, job_ids: set[str]) -> dict[str, JobF
     return facts
 
 
-def _folder_has_files(folder: Path) -> bool:
-    return any(path.is_file() or path.is_symlink() for path in folder.rglob("*"))
+def _folder_facts(folder: Path, worktrees_root: Path, now: float) -> FolderFacts:
+    has_files = any(path.is_file() or path.is_symlink() for path in folder.rglob("*"))
+    age = now - folder.stat().st_mtime
+    return FolderFacts(str(folder), _job_of_path(folder, worktrees_root), has_files, age)
+
+
+def _discover(worktrees_root: Path) -> list[tuple[Path, Path | None]]:
+    """Candidate folders under the root, with the repository of each worktree-like one."""
+    found: list[tuple[Path, Path | None]] = []
+    for folder, is_worktree in _walk_folders(worktrees_root):
+        common_dir = _common_dir_of_folder(folder) if is_worktree else None
+        if common_dir is not None and not _root_of(common_dir).is_dir():
+            common_dir = None
+        found.append((folder, common_dir))
+    return found
+
+
+async def _common_dir(root: Path) -> Path | None:
+    if not await anyio.Path(root).is_dir():
+        return None
+    try:
+        found = await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=root)
+    except GitError:
+        return None
+    return Path(await anyio.Path(found.stdout.strip()).resolve())
 
 
 async def take_inventory(store: JobStore, home: Path) -> Inventory:
     """Find every repository, worktree, folder and branch treefork made under this home."""
     worktrees_root = (home / "worktrees").resolve()
     roots: dict[Path, Path] = {}  # common dir -> root
-    for job in store.jobs():
-        if job["repo"] and Path(job["repo"]).is_dir():
-            try:
-                common = await git(
-                    "rev-parse", "--path-format=absolute", "--git-common-dir", cwd=Path(job["repo"])
-                )
-            except GitError:
-                continue
-            roots.setdefault(Path(common.stdout.strip()).resolve(), Path(job["repo"]))
-    candidates = await anyio.to_thread.run_sync(lambda: list(_walk_folders(worktrees_root)))
-    for folder, is_worktree in candidates:
-        common_dir = _common_dir_of_folder(folder) if is_worktree else None
-        if common_dir is not None and common_dir not in roots and _root_of(common_dir).is_dir():
-            roots[common_dir] = _root_of(common_dir)
+    for job in await anyio.to_thread.run_sync(store.jobs):
+        common_dir = await _common_dir(Path(job["repo"])) if job["repo"] else None
+        if common_dir is not None:
+            roots.setdefault(common_dir, Path(job["repo"]))
+    candidates = await anyio.to_thread.run_sync(_discover, worktrees_root)
+    for _, common_dir in candidates:
+        if common_dir is not None:
+            roots.setdefault(common_dir, _root_of(common_dir))
     scans = [await _scan_repository(root, worktrees_root) for root in roots.values()]
     registered = {Path(w.path) for scan in scans for w in scan.worktrees}
-    folders: list[FolderFacts] = []
     now = time.time()
-    for folder, _ in candidates:
-        if folder in registered:
-            continue
-        has_files = await anyio.to_thread.run_sync(_folder_has_files, folder)
-        age = now - folder.stat().st_mtime
-        folders.append(
-            FolderFacts(str(folder), _job_of_path(folder, worktrees_root), has_files, age)
-        )
+    folders = [
+        await anyio.to_thread.run_sync(_folder_facts, folder, worktrees_root, now)
+        for folder, _ in candidates
+        if folder not in registered
+    ]
     job_ids = {w.job_id for s in scans for w in s.worktrees} | {
         b.job_id for s in scans for b in s.branches
     }
     job_ids |= {f.job_id for f in folders}
-    return Inventory(scans, folders, _job_facts(store, home, job_ids))
+    jobs = await anyio.to_thread.run_sync(_job_facts, store, home, job_ids)
+    return Inventory(scans, folders, jobs)
 
 
 async def _perform(
@@ -298,11 +312,11 @@ async def collect_garbage(
         actions = plan_gc(
             inventory.jobs, scan.worktrees, [], scan.branches, force=force, older_than=older_than
         )
-        report.actions.extend(await _run(actions, scan, home, store, report, dry_run))
+        report.actions.extend(await _run(actions, scan, home, store, report, dry_run=dry_run))
     folder_actions = plan_gc(
         inventory.jobs, [], inventory.folders, [], force=force, older_than=older_than
     )
-    report.actions.extend(await _run(folder_actions, None, home, store, report, dry_run))
+    report.actions.extend(await _run(folder_actions, None, home, store, report, dry_run=dry_run))
     if not dry_run:
         await anyio.to_thread.run_sync(_remove_empty_folders, (home / "worktrees").resolve())
     return report
@@ -314,6 +328,7 @@ async def _run(
     home: Path,
     store: JobStore,
     report: GcReport,
+    *,
     dry_run: bool,
 ) -> list[GcAction]:
     pruned = False

@@ -2,7 +2,7 @@
 
 ::
 
-    <home>/treefork.db              JobStore: jobs, domains, agents, attempts, dlq, events, resources
+    <home>/treefork.db              JobStore: jobs, domains, agents, attempts, DLQ, events, ...
     <home>/jobs/<job>.lock          JobLock: one process per job at a time
     <home>/jobs/<job>/events.jsonl  EventLog: every event of the job, one JSON object a line
 """

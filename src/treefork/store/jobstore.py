@@ -209,7 +209,7 @@ class JobStore:
             for key, value in fields.items()
         )
         connection.execute(
-            f"UPDATE jobs SET {columns}, updated_at = ? WHERE job_id = ?",  # noqa: S608 (columns whitelisted)
+            f"UPDATE jobs SET {columns}, updated_at = ? WHERE job_id = ?",
             (*values, now, job_id),
         )
 
@@ -248,12 +248,13 @@ class JobStore:
         now = time.time()
         with self._transaction() as connection:
             connection.execute(
-                "INSERT INTO domains (job_id, domain, status, updated_at) VALUES (?, ?, 'running', ?) "
+                "INSERT INTO domains (job_id, domain, status, updated_at) "
+                "VALUES (?, ?, 'running', ?) "
                 "ON CONFLICT (job_id, domain) DO NOTHING",
                 (job_id, domain, now),
             )
             connection.execute(
-                f"UPDATE domains SET {phase} = ?, status = COALESCE(?, status), updated_at = ? "  # noqa: S608
+                f"UPDATE domains SET {phase} = ?, status = COALESCE(?, status), updated_at = ? "
                 "WHERE job_id = ? AND domain = ?",
                 (value, status, now, job_id, domain),
             )
@@ -289,12 +290,14 @@ class JobStore:
                 "INSERT INTO agents (job_id, domain, item_id, item_index, item, status, branch, "
                 "attempts, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) "
                 "ON CONFLICT (job_id, domain, item_id) DO UPDATE SET status = 'running', "
-                "merge = NULL, head = NULL, branch = excluded.branch, attempts = excluded.attempts, "
+                "merge = NULL, head = NULL, branch = excluded.branch, "
+                "attempts = excluded.attempts, "
                 "updated_at = excluded.updated_at",
                 (job_id, domain, item_id, item_index, _encode(item), branch, attempt, now),
             )
             connection.execute(
-                "INSERT OR REPLACE INTO attempts (job_id, domain, item_id, attempt, status, branch, "
+                "INSERT OR REPLACE INTO attempts "
+                "(job_id, domain, item_id, attempt, status, branch, "
                 "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)",
                 (job_id, domain, item_id, attempt, branch, now),
             )
@@ -317,10 +320,12 @@ class JobStore:
         """Record how one attempt ended (every attempt is kept, for the DLQ)."""
         with self._transaction() as connection:
             connection.execute(
-                "INSERT INTO attempts (job_id, domain, item_id, attempt, status, error, output_tail, "
-                "branch, head, tokens, cost, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (job_id, domain, item_id, attempt) DO UPDATE SET status = excluded.status, "
-                "error = excluded.error, output_tail = excluded.output_tail, branch = excluded.branch, "
+                "INSERT INTO attempts (job_id, domain, item_id, attempt, status, error, "
+                "output_tail, branch, head, tokens, cost, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id, domain, item_id, attempt) DO UPDATE SET "
+                "status = excluded.status, error = excluded.error, "
+                "output_tail = excluded.output_tail, branch = excluded.branch, "
                 "head = excluded.head, tokens = excluded.tokens, cost = excluded.cost, "
                 "finished_at = excluded.finished_at",
                 (
@@ -367,7 +372,8 @@ class JobStore:
         status = str(result["status"])
         with self._transaction() as connection:
             connection.execute(
-                "INSERT INTO agents (job_id, domain, item_id, item_index, item, status, merge, head, "
+                "INSERT INTO agents "
+                "(job_id, domain, item_id, item_index, item, status, merge, head, "
                 "branch, attempts, result, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (job_id, domain, item_id) DO UPDATE SET status = excluded.status, "
                 "merge = excluded.merge, head = excluded.head, branch = excluded.branch, "
@@ -408,7 +414,8 @@ class JobStore:
                 )
             elif status == "succeeded":
                 connection.execute(
-                    "UPDATE dlq SET resolved_at = ? WHERE job_id = ? AND domain = ? AND item_id = ? "
+                    "UPDATE dlq SET resolved_at = ? "
+                    "WHERE job_id = ? AND domain = ? AND item_id = ? "
                     "AND resolved_at IS NULL",
                     (now, job_id, domain, result["item_id"]),
                 )
@@ -427,7 +434,8 @@ class JobStore:
     def attempts(self, job_id: str, domain: str, item_id: str) -> list[dict[str, Any]]:
         """Every recorded attempt of one item, first first."""
         return self._query(
-            "SELECT * FROM attempts WHERE job_id = ? AND domain = ? AND item_id = ? ORDER BY attempt",
+            "SELECT * FROM attempts WHERE job_id = ? AND domain = ? AND item_id = ? "
+            "ORDER BY attempt",
             (job_id, domain, item_id),
         )
 
@@ -446,7 +454,7 @@ class JobStore:
             conditions.append("resolved_at IS NULL")
         where = " AND ".join(conditions)
         return self._query(
-            f"SELECT * FROM dlq WHERE {where} ORDER BY added_at, job_id, domain, item_index",  # noqa: S608
+            f"SELECT * FROM dlq WHERE {where} ORDER BY added_at, job_id, domain, item_index",
             tuple(parameters),
         )
 
@@ -497,7 +505,8 @@ class JobStore:
         """Record that a worktree or branch was removed."""
         with self._transaction() as connection:
             connection.execute(
-                "UPDATE resources SET removed_at = ? WHERE kind = ? AND name = ? AND removed_at IS NULL",
+                "UPDATE resources SET removed_at = ? "
+                "WHERE kind = ? AND name = ? AND removed_at IS NULL",
                 (time.time(), kind, name),
             )
 
@@ -514,7 +523,7 @@ class JobStore:
             conditions.append("removed_at IS NULL")
         where = " AND ".join(conditions)
         return self._query(
-            f"SELECT * FROM resources WHERE {where} ORDER BY created_at, name",  # noqa: S608
+            f"SELECT * FROM resources WHERE {where} ORDER BY created_at, name",
             tuple(parameters),
         )
 

@@ -8,16 +8,20 @@ recorder for the nodes, and the event log sink.
   blocking SQLite work on a worker thread; a recorder without a store records nothing and
   knows nothing, so the engine runs exactly as it did without durability.
 - :class:`EventLog` is an event sink: every event goes to the store's ``events`` table and
-  to ``<home>/jobs/<job>/events.jsonl``. It writes in the emitting thread: each write is a
-  few microseconds (one open connection, WAL, one appended line), and doing it in place
-  keeps the log in emission order.
+  to ``<home>/jobs/<job>/events.jsonl``, in emission order, written by a thread of its own
+  so that emitting never blocks the event loop.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import logging
+import os
+import queue
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +34,8 @@ from treefork.store.jobstore import JobStore, shared_store
 __all__ = ("EventLog", "JobRecorder", "StoreRef", "events_path")
 
 T = TypeVar("T")
+
+logger = logging.getLogger("treefork.store")
 
 
 def events_path(home: Path, job_id: str) -> Path:
@@ -174,7 +180,13 @@ class JobRecorder:
     ) -> None:
         """Record an agent's result (see :meth:`JobStore.record_agent`)."""
         await self._call(
-            None, "record_agent", self.job_id, domain, result, merge=merge, head=head,
+            None,
+            "record_agent",
+            self.job_id,
+            domain,
+            result,
+            merge=merge,
+            head=head,
             dead_letter=dead_letter,
         )
 
@@ -192,18 +204,68 @@ class JobRecorder:
 class EventLog:
     """Event sink writing every event to the job store and the job's JSONL file.
 
+    Emitting never blocks: the event is queued and one writer thread per sink appends the
+    queue, in order, to the store's ``events`` table and to ``<home>/jobs/<job>/events.jsonl``
+    (a few microseconds each). The thread ends when the queue stays empty and starts again
+    with the next event. :meth:`flush` waits until everything queued is written; merge
+    review flushes at the end of every job, and pending events are flushed at exit.
+
     Args:
         ref: Where the store is.
-        home: The treefork home override the graph was built with (None: resolved from
-            ``TREEFORK_HOME`` when each event arrives).
+        home: The treefork home override the graph was built with (None: ``TREEFORK_HOME``
+            as it is when each event is emitted).
     """
+
+    _IDLE_SECONDS = 1.0
 
     def __init__(self, ref: StoreRef, home: Path | None = None) -> None:
         self.ref = ref
         self.home = home
+        self._queue: queue.SimpleQueue[tuple[str | None, dict[str, Any]]] = queue.SimpleQueue()
+        self._state = threading.Condition()
+        self._pending = 0
+        self._writer: threading.Thread | None = None
+        _live_logs.add(self)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        home = treefork_home(self.home)
+        # The home is read now (the environment may change later); resolving it (which may
+        # create the folder) is the writer's job.
+        home = str(self.home) if self.home is not None else os.environ.get("TREEFORK_HOME")
+        with self._state:
+            self._pending += 1
+            self._queue.put((home, dict(event)))
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_all, name="treefork-events", daemon=True
+                )
+                self._writer.start()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event emitted so far is written; False on timeout."""
+        with self._state:
+            return self._state.wait_for(lambda: self._pending == 0, timeout)
+
+    def _write_all(self) -> None:
+        while True:
+            try:
+                home, event = self._queue.get(timeout=self._IDLE_SECONDS)
+            except queue.Empty:
+                with self._state:
+                    if self._queue.empty():
+                        self._writer = None
+                        return
+                continue
+            try:
+                self._write(home, event)
+            except Exception:  # a log must never break the job; say so and go on
+                logger.exception("could not write event %s to the job log", event.get("event"))
+            finally:
+                with self._state:
+                    self._pending -= 1
+                    self._state.notify_all()
+
+    def _write(self, home_setting: str | None, event: dict[str, Any]) -> None:
+        home = treefork_home(home_setting)
         self.ref.get(home).append_event(event)
         job_id = str(event.get("job_id") or "")
         if not job_id:
@@ -212,3 +274,12 @@ class EventLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(event, default=str) + "\n")
+
+
+_live_logs: weakref.WeakSet[EventLog] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for log in list(_live_logs):
+        log.flush(timeout=10)
