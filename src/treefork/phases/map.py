@@ -22,14 +22,14 @@ from typing import Any
 
 import anyio
 
-from treefork.core import naming
 from treefork.core.items import WorkItem
-from treefork.core.policy import ItemCounts, attempts_allowed, stop_reason
+from treefork.core.policy import ItemCounts, stop_reason
 from treefork.domain import Domain, Map
 from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
 from treefork.git.command import git
 from treefork.git.merge import changed_files, merge_into_branch
 from treefork.git.worktrees import AgentPool, Worktree
+from treefork.phases.resume import PlannedItem, attempt_branch, plan_items
 from treefork.runners.steps import StepContext, StepsOutcome, run_steps
 from treefork.runtime import JobRuntime
 from treefork.state import AgentResult
@@ -56,6 +56,8 @@ class MapRun:
     stopped: str | None = None
     merge_lock: anyio.Lock = field(default_factory=anyio.Lock)
     usage: Usage = field(default_factory=Usage)
+    retry: frozenset[str] = frozenset()
+    """Item ids retried from the DLQ; every other recorded item keeps its result."""
 
 
 def _result(work: WorkItem, **fields: Any) -> AgentResult:
@@ -82,10 +84,20 @@ def _result(work: WorkItem, **fields: Any) -> AgentResult:
 
 
 async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, AgentResult]:
-    """Run every item's agent; returns the results by item id (skipped ones included)."""
-    pending = iter(items)
+    """Run every item's agent; returns the results by item id (skipped ones included).
+
+    Items whose results the job store holds are not run again (see
+    :mod:`treefork.core.resume`): recorded results are reused, and a finished agent whose
+    commit was not merged yet is merged without running it.
+    """
+    planned = await plan_items(
+        run.runtime, run.domain, items, domain_branch=run.branch, base_commit=run.base_commit,
+        retry=run.retry,
+    )
+    to_run = await _settle_recorded(run, planned)
+    pending = iter(to_run)
     pool = run.runtime.worktrees.agent_pool(run.domain.name, include=run.domain.worktree_include)
-    workers = min(run.map.max_parallel, len(items))
+    workers = min(run.map.max_parallel, len(to_run))
     try:
         async with anyio.create_task_group() as group:
             for _ in range(workers):
@@ -98,23 +110,80 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
 
 
 async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> None:
-    for work in pending:
+    for planned in pending:
+        work = planned.work
         async with run.runtime.global_limiter:
             reason = run.stopped or run.runtime.budget.try_start_agent()
             if reason is not None:
-                _record_skip(run, work, reason)
+                await _record_skip(run, work, reason)
                 continue
-            result = await _run_item(run, pool, work, total)
-        run.results[work.item_id] = result
-        succeeded = result["status"] == "succeeded"
-        run.counts = ItemCounts(
-            run.counts.succeeded + succeeded, run.counts.failed + (not succeeded)
+            result = await _run_item(run, pool, planned, total)
+        _count(run, result)
+
+
+def _count(run: MapRun, result: AgentResult) -> None:
+    run.results[result["item_id"]] = result
+    succeeded = result["status"] == "succeeded"
+    run.counts = ItemCounts(run.counts.succeeded + succeeded, run.counts.failed + (not succeeded))
+    run.stopped = run.stopped or stop_reason(run.domain.error_policy, run.counts)
+
+
+async def _settle_recorded(run: MapRun, planned: Sequence[PlannedItem]) -> list[PlannedItem]:
+    """Reuse, adopt or merge what the store recorded; returns the items left to run."""
+    to_run: list[PlannedItem] = []
+    for item in planned:
+        action, result = item.plan.action, item.recorded
+        if action == "run" or result is None:
+            to_run.append(item)
+            continue
+        if action in ("merge", "adopt"):
+            adopt = action == "adopt"
+            result = await _merge_recorded(run, item.work, result, item.head, adopt=adopt)
+        _count(run, result)
+        run.runtime.emitter.emit(
+            "agent_end", domain=run.domain.name, item=item.work.item_id, status=result["status"],
+            error=result["error"], files=result["files"], resumed=action,
         )
-        run.stopped = run.stopped or stop_reason(run.domain.error_policy, run.counts)
+    return to_run
 
 
-def _record_skip(run: MapRun, work: WorkItem, reason: str) -> None:
+async def _merge_recorded(
+    run: MapRun, work: WorkItem, result: AgentResult, head: str | None, *, adopt: bool
+) -> AgentResult:
+    """Merge a finished agent's recorded commit (or adopt a merge the record missed)."""
+    assert head is not None
+    result = result.copy()
+    if not adopt:
+        try:
+            await _merge_agent(run, work, head)
+        except MergeConflictError as conflict:
+            result["status"] = "failed"
+            result["error"] = str(conflict)
+            result["conflict_paths"] = list(conflict.paths)
+            await run.runtime.recorder.agent_finished(
+                run.domain.name, result, merge="conflict", head=head,
+                dead_letter=run.domain.error_policy.on_item_failure != "skip",
+            )
+            return result
+    result["status"] = "succeeded"
+    await run.runtime.recorder.agent_finished(run.domain.name, result, merge="merged", head=head)
+    if result["branch"]:
+        await _delete_merged_branch(run, result["branch"])
+    return result
+
+
+def _merge_outcome(result: AgentResult) -> str:
+    if result["status"] == "succeeded":
+        return "merged" if result["commits"] else "none"
+    return "conflict" if result["conflict_paths"] else "none"
+
+
+
+
+async def _record_skip(run: MapRun, work: WorkItem, reason: str) -> None:
     run.results[work.item_id] = _result(work, status="skipped", skip_reason=reason)
+    skipped = run.results[work.item_id]
+    await run.runtime.recorder.agent_finished(run.domain.name, skipped, merge="none")
     kind = "budget" if reason.startswith("budget") else "policy"
     run.runtime.emitter.emit(
         "agent_end", domain=run.domain.name, item=work.item_id, status="skipped", reason=reason
@@ -128,24 +197,32 @@ def _budget_fields(run: MapRun) -> dict[str, Any]:
     return {"tokens": used.tokens, "cost": used.cost, "agent_runs": used.agent_runs}
 
 
-async def _run_item(run: MapRun, pool: AgentPool | None, work: WorkItem, total: int) -> AgentResult:
+async def _run_item(
+    run: MapRun, pool: AgentPool | None, planned: PlannedItem, total: int
+) -> AgentResult:
     emitter = run.runtime.emitter
+    work, plan = planned.work, planned.plan
     started = time.time()
     emitter.emit("agent_start", domain=run.domain.name, item=work.item_id, index=work.index)
-    attempts = attempts_allowed(run.domain.error_policy)
     result: AgentResult | None = None
-    for attempt in range(1, attempts + 1):
-        if attempt > 1:
+    for attempt in range(plan.first_attempt, plan.last_attempt + 1):
+        if attempt > plan.first_attempt:
             reason = run.runtime.budget.try_start_agent()
             if reason is not None:
                 break
         result = await _attempt(run, pool, work, total, attempt)
         result["attempts"] = attempt
+        await run.runtime.recorder.attempt_finished(run.domain.name, result, head=_head(result))
         if result["status"] == "succeeded":
             break
     assert result is not None
     result["started_at"] = started
     result["finished_at"] = time.time()
+    # Recorded before agent_end is emitted: once the event is out, a resume never reruns it.
+    await run.runtime.recorder.agent_finished(
+        run.domain.name, result, merge=_merge_outcome(result), head=_head(result),
+        dead_letter=run.domain.error_policy.on_item_failure != "skip",
+    )
     emitter.emit(
         "agent_end",
         domain=run.domain.name,
@@ -163,25 +240,34 @@ async def _run_item(run: MapRun, pool: AgentPool | None, work: WorkItem, total: 
     return result
 
 
+def _head(result: AgentResult) -> str | None:
+    return result["commits"][-1] if result["commits"] else None
+
+
 def _agent_branch(run: MapRun, work: WorkItem, attempt: int) -> str:
-    slug = naming.item_slug(work.item_id, work.index)
-    if attempt > 1:
-        slug = f"{slug}-attempt{attempt}"
-    return naming.agent_branch(run.runtime.job_id, run.domain.name, slug)
+    return attempt_branch(run.runtime.job_id, run.domain.name, work, attempt)
 
 
 async def _attempt(
     run: MapRun, pool: AgentPool | None, work: WorkItem, total: int, attempt: int
 ) -> AgentResult:
-    if pool is None or run.map.isolation == "none":
+    isolated = pool is not None and run.map.isolation != "none"
+    branch = _agent_branch(run, work, attempt) if isolated else None
+    # Recorded before the branch exists: a resume then knows whose branch it finds.
+    await run.runtime.recorder.agent_started(
+        run.domain.name, item_id=work.item_id, item_index=work.index, item=work.value,
+        attempt=attempt, branch=branch,
+    )
+    if pool is None or branch is None:
         return await _attempt_in_domain_worktree(run, work, total)
-    branch = _agent_branch(run, work, attempt)
     try:
         worktree = await pool.acquire(branch, run.base_commit)
     except (WorktreeError, GitError) as error:
         return _result(work, error=f"could not prepare the agent worktree: {error}", branch=branch)
+    await run.runtime.recorder.resource("worktree", str(worktree.path), role="agent")
+    await run.runtime.recorder.resource("branch", branch, role="agent")
     outcome = await _run_agent_steps(run, work, total, worktree.path)
-    return await _finish_attempt(run, pool, work, worktree, outcome)
+    return await _finish_attempt(run, pool, work, worktree, outcome, attempt=attempt)
 
 
 async def _run_agent_steps(
@@ -210,7 +296,8 @@ async def _run_agent_steps(
 
 
 async def _finish_attempt(
-    run: MapRun, pool: AgentPool, work: WorkItem, worktree: Worktree, outcome: StepsOutcome
+    run: MapRun, pool: AgentPool, work: WorkItem, worktree: Worktree, outcome: StepsOutcome,
+    *, attempt: int,
 ) -> AgentResult:
     assert worktree.branch is not None
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
@@ -230,6 +317,9 @@ async def _finish_attempt(
         await pool.release(worktree, reusable=clean)
         await _delete_merged_branch(run, worktree.branch)
         return result
+    # Recorded before merging: a resume merges this commit instead of running the agent again.
+    pending = {**result, "status": "succeeded", "attempts": attempt}
+    await run.runtime.recorder.agent_finished(run.domain.name, pending, merge="pending", head=head)
     try:
         await _merge_agent(run, work, head)
     except MergeConflictError as conflict:
