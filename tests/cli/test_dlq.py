@@ -117,3 +117,42 @@ def test_retry_of_one_item_and_a_cause_not_fixed(tmp_path: Path, project: Path, 
     merged = treefork(home, "merge", "j")
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert (project / "out-b.txt").exists() and not (project / "out-d.txt").exists()
+
+
+def test_merge_of_a_failed_job_needs_override(tmp_path: Path, project: Path) -> None:
+    home = tmp_path / "home"
+    # docs succeeds and reaches the session branch; api is critical and its tests fail.
+    flow = tmp_path / "two.yml"
+    flow.write_text(
+        """name: two
+task: docs and api
+domains:
+  docs:
+    keywords: [docs]
+    map:
+      input: "echo a"
+      agent_template:
+        - shell: echo ${item} > doc-${item}.txt && git add doc-${item}.txt && git commit -qm doc
+          commit_required: true
+  api:
+    keywords: [api]
+    critical: true
+    map:
+      input: "echo b"
+      agent_template:
+        - shell: echo ${item} > api-${item}.txt && git add api-${item}.txt && git commit -qm api
+          commit_required: true
+    tests: "false"
+"""
+    )
+    ran = treefork(home, "run", flow, "--repo", project, "--no-merge", "--json", "--job-id", "f")
+    assert json.loads(ran.stdout)["status"] == "failed", ran.stdout + ran.stderr
+    before = run_git(project, "rev-parse", "main")
+    refused = treefork(home, "merge", "f")
+    assert refused.returncode == 1
+    assert "refused" in refused.stdout and "override" in refused.stdout
+    assert run_git(project, "rev-parse", "main") == before
+    forced = treefork(home, "merge", "f", "--override", "--json")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert json.loads(forced.stdout)["status"] == "merged"
+    assert (project / "doc-a.txt").exists() and not (project / "api-b.txt").exists()

@@ -10,6 +10,7 @@ run's, and no item the store had recorded at the kill may have run again.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -26,6 +27,8 @@ from typing import Any
 import pytest
 from gitutil import make_repo, run_git, treefork_branches, worktree_paths
 from jobutil import (
+    TREEFORK,
+    cli_env,
     event_count,
     events,
     log_lines,
@@ -244,3 +247,39 @@ def test_resume_of_an_unknown_job_is_invalid_input(tmp_path: Path) -> None:
     result = treefork(tmp_path / "home", "resume", "nope")
     assert result.returncode == 2
     assert "no job 'nope'" in result.stderr
+
+
+def test_events_and_jobs_show_the_job_log(tmp_path: Path, pristine: Path) -> None:
+    home = tmp_path / "home"
+    repo = shutil.copytree(pristine, tmp_path / "repo")
+    log, gate = tmp_path / "agents.log", tmp_path / "gate"
+    agent = (
+        f"echo ${{item}} >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; "
+        "echo ${item} > out-${item}.txt; git add out-${item}.txt; git commit -qm \"out ${item}\""
+    )
+    flow = mapreduce_workflow(tmp_path / "flow.yml", log, ["a"], agent=agent, sleep=0)
+    process = start(home, "run", flow, "--repo", repo, "--yes", "--job-id", "logged")
+    try:
+        wait_until(lambda: "a" in log_lines(log), what="the agent")
+        listed = treefork(home, "jobs", "--json")
+        assert '"job_id": "logged", "workflow": "out-flow", "status": "running"' in listed.stdout
+        with subprocess.Popen(
+            [str(TREEFORK), "events", "logged", "--follow", "--json"],
+            env=cli_env(home), stdout=subprocess.PIPE, text=True,
+        ) as follower:
+            gate.touch()
+            followed, _ = follower.communicate(timeout=60)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    kinds = [json.loads(line)["event"] for line in followed.splitlines()]
+    assert kinds[0] == "job_start" and kinds[-1] == "job_end"
+    assert {"agent_start", "agent_end", "merge", "worktree", "phase_start", "merge_review"} <= set(kinds)
+    assert followed.splitlines() == treefork(home, "events", "logged", "--json").stdout.splitlines()
+    human = treefork(home, "events", "logged").stdout.splitlines()
+    assert len(human) == len(kinds) and any("agent_end" in line and "item=0" in line for line in human)
+    table = treefork(home, "jobs").stdout
+    assert "logged" in table and "out-flow" in table and "succeeded" in table
+    assert treefork(home, "events", "nope").returncode == 2
