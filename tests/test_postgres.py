@@ -21,7 +21,8 @@ from jobutil import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# Installing PostgreSQL (on a fresh machine) happens in the first test's setup.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "ensure-postgres"
 NOT_INSTALLABLE = 3
