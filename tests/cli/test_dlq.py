@@ -86,6 +86,9 @@ def test_failed_items_retried_after_the_fix_end_with_all_items_merged(
     assert treefork(home, "dlq", "list", "j", "--json").stdout == ""
     assert len(treefork(home, "dlq", "list", "j", "--all", "--json").stdout.splitlines()) == 2
     assert log_lines(tmp_path / "flow.log").count("reduce") == 2  # reduce ran again
+    retry_events = [json.loads(line) for line in treefork(home, "events", "j", "--json").stdout.splitlines()]
+    retried_events = [e for e in retry_events if e["event"] == "dlq" and e.get("action") == "retried"]
+    assert retried_events and sorted(retried_events[-1]["resolved"]) == sorted(e["item_id"] for e in listed)
 
     merged = treefork(home, "merge", "j")
     assert merged.returncode == 0, merged.stdout + merged.stderr

@@ -13,6 +13,7 @@ last few milliseconds of writes, never corrupt the file.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sqlite3
@@ -27,7 +28,7 @@ from typing import Any
 from treefork.errors import StoreError
 from treefork.store.schema import migrate
 
-__all__ = ("STORE_FILE", "JobStore", "shared_store")
+__all__ = ("STORE_FILE", "JobStore", "close_all_stores", "shared_store")
 
 STORE_FILE = "treefork.db"
 """The store's file name in the treefork home."""
@@ -114,8 +115,12 @@ class JobStore:
         self._connection: sqlite3.Connection | None = connection
         self.pid = os.getpid()
         """The process that opened it (a connection must never cross a fork)."""
-        # Closed when the store is closed, garbage-collected, or at interpreter exit.
+        # Closed when the store is closed or garbage-collected; at interpreter exit by
+        # close_all_stores, after the event logs are flushed (a weakref finalizer would run
+        # before them).
         self._finalizer = weakref.finalize(self, connection.close)
+        self._finalizer.atexit = False
+        _live_stores.add(self)
 
     @classmethod
     def in_home(cls, home: Path) -> JobStore:
@@ -551,6 +556,7 @@ LEFT JOIN (
 ) AS dead ON dead.job_id = jobs.job_id
 """
 
+_live_stores: weakref.WeakSet[JobStore] = weakref.WeakSet()
 _shared: weakref.WeakValueDictionary[Path, JobStore] = weakref.WeakValueDictionary()
 _shared_lock = threading.Lock()
 
@@ -568,3 +574,10 @@ def shared_store(home: Path) -> JobStore:
             store = JobStore(path)
             _shared[path] = store
         return store
+
+
+@atexit.register
+def close_all_stores() -> None:
+    """Close every open store (at exit, after the event logs are flushed)."""
+    for store in list(_live_stores):
+        store.close()

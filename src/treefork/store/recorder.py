@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import anyio
 
 from treefork.home import treefork_home
-from treefork.store.jobstore import JobStore, shared_store
+from treefork.store.jobstore import JobStore, close_all_stores, shared_store
 
 __all__ = ("EventLog", "JobRecorder", "StoreRef", "events_path")
 
@@ -281,5 +281,8 @@ _live_logs: weakref.WeakSet[EventLog] = weakref.WeakSet()
 
 @atexit.register
 def _flush_at_exit() -> None:
+    # Registered after the store module's own exit hook, so it runs first (atexit is LIFO):
+    # the logs are written before the stores close.
     for log in list(_live_logs):
         log.flush(timeout=10)
+    close_all_stores()
