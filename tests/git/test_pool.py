@@ -9,6 +9,7 @@ import pytest
 from gitutil import commit_file, run_git, treefork_branches, worktree_paths
 
 from treefork.errors import WorktreeError
+from treefork.git.pool import AgentPool
 from treefork.git.repository import open_repository
 from treefork.git.worktrees import WorktreeManager
 
@@ -34,7 +35,7 @@ async def test_reuse_keeps_only_the_kept_ignored_folders(repo: Path, treefork_ho
     commit_file(repo, ".gitignore", "node_modules/\n.venv/\nbuild/\n*.log\n")
     manager = await _manager(repo, treefork_home)
     base = manager.repo.head
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     fresh = await pool.acquire(_branch("0000-a"), base)
     pristine = _files(fresh.path)
     # What one agent leaves behind: commits, untracked and ignored files, empty folders,
@@ -73,7 +74,7 @@ async def test_a_retired_worktree_is_never_handed_out_again(
     repo: Path, treefork_home: Path
 ) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     first = await pool.acquire(_branch("0000-a"), manager.repo.head)
     (first.path / "unsaved.txt").write_text("work in progress\n")
     await pool.release(first, reusable=False)
@@ -95,7 +96,7 @@ async def test_on_create_runs_once_in_each_new_worktree(repo: Path, treefork_hom
         assert (path / "README.md").exists(), "the hook runs after the checkout"
         created.append(path)
 
-    pool = manager.agent_pool("docs", on_create=on_create)
+    pool = AgentPool(manager, "docs", on_create=on_create)
     base = manager.repo.head
     first = await pool.acquire(_branch("0000-a"), base)
     await pool.release(first, reusable=True)
@@ -115,7 +116,7 @@ async def test_a_failing_on_create_removes_the_new_worktree_and_its_branch(
     async def on_create(path: Path) -> None:
         raise WorktreeError(path, "on_worktree_create failed: exit code 3\nnpm ERR! broken")
 
-    pool = manager.agent_pool("docs", on_create=on_create)
+    pool = AgentPool(manager, "docs", on_create=on_create)
     with pytest.raises(WorktreeError, match="npm ERR! broken"):
         await pool.acquire(_branch("0000-a"), manager.repo.head)
 
@@ -132,7 +133,7 @@ async def test_include_copies_ignored_files_into_every_worktree(
     (repo / "config").mkdir()
     (repo / "config" / "db.local").write_text("host=localhost\n")
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs", include=[".env", "config/*.local"])
+    pool = AgentPool(manager, "docs", include=[".env", "config/*.local"])
     base = manager.repo.head
 
     first = await pool.acquire(_branch("0000-a"), base)
@@ -150,7 +151,7 @@ async def test_close_deletes_merged_branches_and_keeps_the_others(
 ) -> None:
     manager = await _manager(repo, treefork_home)
     run_git(repo, "branch", "target")
-    pool = manager.agent_pool("docs", merged_into="target")
+    pool = AgentPool(manager, "docs", merged_into="target")
     base = manager.repo.head
     merged = await pool.acquire(_branch("0000-a"), base)
     merged_head = commit_file(merged.path, "a.txt", "a\n")
@@ -174,7 +175,7 @@ async def test_close_keeps_a_worktree_with_uncommitted_tracked_changes(
     repo: Path, treefork_home: Path
 ) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     worktree = await pool.acquire(_branch("0000-a"), manager.repo.head)
     await pool.release(worktree, reusable=True)
     (worktree.path / "README.md").write_text("edited after release\n")
@@ -188,7 +189,7 @@ async def test_concurrent_acquires_create_one_worktree_each(
     repo: Path, treefork_home: Path
 ) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     paths: list[Path] = []
 
     async def take(index: int) -> None:
@@ -205,7 +206,7 @@ async def test_agent_changes_name_commits_files_and_uncommitted_paths(
     repo: Path, treefork_home: Path
 ) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     base = manager.repo.head
     worktree = await pool.acquire(_branch("0000-a"), base)
 

@@ -9,6 +9,7 @@ import pytest
 from gitutil import commit_file, run_git, snapshot, treefork_branches, worktree_paths
 
 from treefork.errors import RepositoryError, UnmergedWorkError, WorktreeError
+from treefork.git.pool import AgentPool
 from treefork.git.repository import open_repository
 from treefork.git.worktrees import WorktreeManager
 
@@ -41,7 +42,7 @@ async def test_ensure_worktree_is_idempotent(repo: Path, treefork_home: Path) ->
 async def test_reused_agent_worktree_carries_nothing_but_kept_folders(repo: Path, treefork_home: Path) -> None:
     commit_file(repo, ".gitignore", "node_modules/\n")
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     base = manager.repo.head
     first = await pool.acquire("treefork/job1/agents/docs/0000-a", base)
     (first.path / "scratch.txt").write_text("left behind\n")
@@ -68,14 +69,14 @@ async def test_acquire_refuses_a_branch_that_holds_other_work(repo: Path, treefo
     run_git(repo, "branch", "treefork/job1/agents/docs/0000-a")
     other = commit_file(repo, "x.txt", "x\n")
     run_git(repo, "branch", "-f", "treefork/job1/agents/docs/0000-a", other)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     with pytest.raises(WorktreeError):
         await pool.acquire("treefork/job1/agents/docs/0000-a", manager.repo.head)
 
 
 async def test_parallel_slot_creation_never_fails_on_git_locks(repo: Path, treefork_home: Path) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     acquired = []
 
     async def take(index: int) -> None:
@@ -140,7 +141,7 @@ async def test_open_repository_errors_are_clear(tmp_path: Path, repo: Path) -> N
 
 async def test_worktrees_listed_by_git_include_the_pool(repo: Path, treefork_home: Path) -> None:
     manager = await _manager(repo, treefork_home)
-    pool = manager.agent_pool("docs")
+    pool = AgentPool(manager, "docs")
     worktree = await pool.acquire("treefork/job1/agents/docs/0000", manager.repo.head)
     assert worktree.path in [path.resolve() for path in worktree_paths(repo)]
     await pool.release(worktree, reusable=True)

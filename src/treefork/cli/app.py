@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 
 import typer
 
-__all__ = ("app", "main")
+__all__ = ("app", "main", "registered_commands")
 
 app = typer.Typer(
     name="treefork",
@@ -21,10 +23,52 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    # Command modules register themselves on import.
-    from treefork.cli import demo, run  # noqa: F401
-    from treefork.cli import report  # noqa: F401
+_COMMAND_MODULES = {
+    "demo": "demo",
+    "discard": "jobs",
+    "dlq": "dlq",
+    "events": "events",
+    "graph": "run",
+    "jobs": "jobs",
+    "merge": "merge",
+    "report": "report",
+    "resume": "resume",
+    "run": "run",
+    "validate": "run",
+    "worktree": "worktree",
+}
+"""Which module of ``treefork.cli`` defines each command."""
+
+_MODULES = ("demo", "run", "report", "dlq", "events", "jobs", "merge", "resume", "worktree")
+"""Every command module, in the order commands are listed in ``--help``."""
+
+
+def _register(argv: Sequence[str] | None = None) -> None:
+    """Import the command modules (they register themselves on import).
+
+    With ``argv``, only the module of the command named there is imported, so a quick
+    command such as ``treefork validate`` does not pay for the others' imports. If that
+    module does not register the command (or registers only one command, which typer
+    would run without its name), every module is imported.
+    """
+    name = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    module = _COMMAND_MODULES.get(name or "")
+    if module is not None:
+        importlib.import_module(f"treefork.cli.{module}")
+        if name in registered_commands() and len(registered_commands()) > 1:
+            return
+    for module in _MODULES:
+        importlib.import_module(f"treefork.cli.{module}")
+
+
+def registered_commands() -> set[str]:
+    """The names of the commands and command groups registered so far."""
+    commands = {
+        info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+        for info in app.registered_commands
+    }
+    groups = {info.name or "" for info in app.registered_groups}
+    return (commands | groups) - {""}
 
 
 def main() -> None:
@@ -32,7 +76,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    _register()
+    _register(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:

@@ -7,13 +7,13 @@ anything changes, so no half-merged state can ever be left behind, and merges in
 different branches need no lock.
 
 With git older than 2.38 the same merge commit is made by ``git merge --no-ff`` in a private
-detached worktree (created on first use, reset to the branch tip before each merge, removed
-on :meth:`BranchMerger.close`); a conflict is aborted there (``git merge --abort``) and the
-branch is moved by the same ``update-ref``. Neither way touches the worktree where the
-target branch is checked out, and neither runs hooks.
+detached worktree (:mod:`treefork.git.porcelain`), and the branch is moved by the same
+``update-ref``. Neither way touches the worktree where the target branch is checked out,
+and neither runs hooks.
 
-:class:`BranchMerger` is the serial merge queue for one branch: it merges one commit at a
-time and remembers the branch tip between merges, so a merge costs three git commands.
+:class:`BranchMerger` is the serial merge queue for one branch: it remembers the branch tip
+between merges and moves the branch once for all the merges that queued up meanwhile, so
+a merge costs two git commands and a share of a third.
 
 :func:`merge_into_checked_out_branch` brings a finished job into the user's branch: it
 computes the merge the same way, checks that the user's uncommitted changes do not overlap
@@ -23,8 +23,6 @@ anything would be overwritten).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +32,8 @@ import anyio
 from treefork.errors import GitError, MergeConflictError, MergeRefusedError
 from treefork.git.command import git
 from treefork.git.locks import RepositoryLock
-from treefork.git.refs import head_commit
+from treefork.git.porcelain import ScratchMerger
 from treefork.git.repository import commit_identity_env, git_version
-from treefork.home import treefork_home
 
 __all__ = (
     "OBJECT_STORE_MERGE_VERSION",
@@ -53,8 +50,6 @@ __all__ = (
 OBJECT_STORE_MERGE_VERSION = (2, 38)
 """The first git with ``merge-tree --write-tree``."""
 
-# Porcelain merges must give what merge-tree gives: no hooks, no recorded resolutions.
-_PLAIN_MERGE = ("-c", "core.hooksPath=/dev/null", "-c", "rerere.enabled=false")
 _MOVE_ATTEMPTS = 2
 
 
@@ -167,7 +162,7 @@ class BranchMerger:
         self._tip: BranchTip | None = None
         self._identity: Mapping[str, str] | None = None
         self._object_store: bool | None = None
-        self._scratch: Path | None = None
+        self._porcelain: ScratchMerger | None = None
 
     async def merge(self, source: str, message: str) -> MergeResult:
         """Merge commit ``source`` into the branch, without touching its worktree.
@@ -246,16 +241,9 @@ class BranchMerger:
 
     async def close(self) -> None:
         """Remove the private worktree, if porcelain merges made one."""
-        scratch, self._scratch = self._scratch, None
-        if scratch is None:
-            return
-        assert self._lock is not None  # set when the worktree was made
-        with anyio.CancelScope(shield=True):
-            async with self._lock.hold():
-                await git("worktree", "remove", "--force", str(scratch), cwd=self.cwd, check=False)
-            await anyio.to_thread.run_sync(
-                lambda: shutil.rmtree(scratch.parent, ignore_errors=True)
-            )
+        porcelain, self._porcelain = self._porcelain, None
+        if porcelain is not None:
+            await porcelain.close()
 
     # -- the two ways -------------------------------------------------------------------
 
@@ -266,53 +254,20 @@ class BranchMerger:
         if tree == tip.tree and await self._contains(tip.commit, source):
             return None
         result = await git(
-            "commit-tree",
-            tree,
-            "-p",
-            tip.commit,
-            "-p",
-            source,
-            "-m",
-            message,
-            cwd=self.cwd,
-            env=await self._identity_env(),
-        )
+            "commit-tree", tree, "-p", tip.commit, "-p", source, "-m", message,
+            cwd=self.cwd, env=await self._identity_env(),
+        )  # fmt: skip
         return BranchTip(result.stdout.strip(), tree)
 
     async def _porcelain_merge(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
-        scratch = await self._scratch_worktree(tip.commit)
-        await git("checkout", "-q", "-f", "--detach", tip.commit, cwd=scratch)
-        result = await git(
-            *_PLAIN_MERGE,
-            "merge",
-            "-q",
-            "--no-ff",
-            "--no-edit",
-            "-m",
-            message,
-            source,
-            cwd=scratch,
-            env=await self._identity_env(),
-            check=False,
+        if self._porcelain is None:
+            self._porcelain = ScratchMerger(
+                self.cwd, self.branch, folder=self._scratch_folder, lock=self._lock
+            )
+        merged = await self._porcelain.merge_commit(
+            tip.commit, source, message, env=await self._identity_env()
         )
-        if result.returncode != 0:
-            await self._abort(scratch, source, result.stderr)
-        head = await head_commit(scratch)
-        if head is None or head == tip.commit:
-            return None  # "Already up to date": tip contains source
-        tree = await git("rev-parse", f"{head}^{{tree}}", cwd=scratch)
-        return BranchTip(head, tree.stdout.strip())
-
-    async def _abort(self, scratch: Path, source: str, stderr: str) -> None:
-        conflicted = await git(
-            "diff", "--name-only", "-z", "--diff-filter=U", cwd=scratch, check=False
-        )
-        paths = sorted({path for path in conflicted.stdout.split("\0") if path})
-        await git("merge", "--abort", cwd=scratch, check=False)
-        await git("reset", "-q", "--hard", cwd=scratch, check=False)
-        if paths:
-            raise MergeConflictError(self.branch, source, paths, self.cwd)
-        raise GitError(("merge", "--no-ff", source), scratch, 1, stderr)
+        return BranchTip(*merged) if merged is not None else None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -342,22 +297,6 @@ class BranchMerger:
                 result.stderr,
             )
         return False
-
-    async def _scratch_worktree(self, start: str) -> Path:
-        if self._scratch is not None:
-            return self._scratch
-        if self._lock is None:
-            common = await git("rev-parse", "--git-common-dir", cwd=self.cwd)
-            self._lock = RepositoryLock(
-                (self.cwd / common.stdout.strip()).resolve(), treefork_home()
-            )
-        folder = self._scratch_folder or treefork_home() / "merges"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="merge-", dir=folder)) / "worktree"
-        async with self._lock.hold():
-            await git("worktree", "add", "-q", "--detach", str(path), start, cwd=self.cwd)
-        self._scratch = path
-        return path
 
 
 async def merge_into_branch(

@@ -14,8 +14,9 @@ reason), never lost.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,14 @@ from treefork.core.items import WorkItem
 from treefork.core.policy import ItemCounts, stop_reason
 from treefork.domain import Domain, Map
 from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
-from treefork.git.command import git
-from treefork.git.merge import changed_files, merge_into_branch
-from treefork.git.worktrees import AgentPool, Worktree
+from treefork.git.merge import BranchMerger
+from treefork.git.pool import AgentPool, OnCreate
+from treefork.git.worktrees import Worktree
 from treefork.phases.resume import PlannedItem, attempt_branch, plan_items
 from treefork.runners.steps import StepContext, StepsOutcome, run_steps
 from treefork.runtime import JobRuntime
 from treefork.state import AgentResult
-from treefork.steps import Usage
+from treefork.steps import Shell, Usage
 
 __all__ = ("MapRun", "run_map_phase")
 
@@ -56,6 +57,11 @@ class MapRun:
     stopped: str | None = None
     merge_lock: anyio.Lock = field(default_factory=anyio.Lock)
     usage: Usage = field(default_factory=Usage)
+    merger: BranchMerger | None = None
+    """The serial merge queue into ``branch`` (made on first merge)."""
+    running: anyio.CapacityLimiter | None = None
+    """This domain's agents running at once (``map.max_parallel``); an agent waiting for
+    its merge does not count."""
     retry: frozenset[str] = frozenset()
     """Item ids retried from the DLQ; every other recorded item keeps its result."""
 
@@ -96,14 +102,27 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
     )
     to_run = await _settle_recorded(run, planned)
     pending = iter(to_run)
-    pool = run.runtime.worktrees.agent_pool(run.domain.name, include=run.domain.worktree_include)
-    workers = min(run.map.max_parallel, len(to_run))
+    pool = AgentPool(
+        run.runtime.worktrees,
+        run.domain.name,
+        include=run.domain.worktree_include,
+        on_create=_worktree_hook(run),
+        merged_into=run.branch,
+    )
+    run.running = anyio.CapacityLimiter(run.map.max_parallel)
+    # Twice as many workers as agents may run: while one waits for its merge, another runs.
+    pipelined = 2 if run.map.isolation == "worktree" else 1
+    workers = min(pipelined * run.map.max_parallel, len(to_run))
     try:
         async with anyio.create_task_group() as group:
             for _ in range(workers):
                 group.start_soon(_worker, run, pool, pending, len(items))
+        if run.map.isolation == "none":
+            await _drop_read_only_commits(run)
     finally:
         with anyio.CancelScope(shield=True):
+            if run.merger is not None:
+                await run.merger.close()
             if not run.runtime.settings.keep_worktrees:
                 await pool.close()
     return run.results
@@ -112,7 +131,8 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
 async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> None:
     for planned in pending:
         work = planned.work
-        async with run.runtime.global_limiter:
+        assert run.running is not None
+        async with run.runtime.global_limiter, run.running:
             reason = run.stopped or run.runtime.budget.try_start_agent()
             if reason is not None:
                 await _record_skip(run, work, reason)
@@ -176,8 +196,6 @@ def _merge_outcome(result: AgentResult) -> str:
     if result["status"] == "succeeded":
         return "merged" if result["commits"] else "none"
     return "conflict" if result["conflict_paths"] else "none"
-
-
 
 
 async def _record_skip(run: MapRun, work: WorkItem, reason: str) -> None:
@@ -301,29 +319,32 @@ async def _finish_attempt(
 ) -> AgentResult:
     assert worktree.branch is not None
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
-    clean = not await run.runtime.worktrees.dirty_paths(worktree.path)
+    changes = await run.runtime.worktrees.agent_changes(worktree.path, run.base_commit)
+    clean = not changes.dirty
     if not outcome.ok:
         await pool.release(worktree, reusable=clean)
         error = str(outcome.error) if outcome.error else "failed"
         return _result(work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage)
-    head = await run.runtime.worktrees.head(worktree.path)
-    files = await changed_files(worktree.path, run.base_commit, head)
-    commits = await _commits_between(worktree.path, run.base_commit, head)
+    head = changes.head or run.base_commit
+    commits, files = list(changes.commits), list(changes.files)
     result = _result(
         work, output_tail=outcome.output_tail, branch=worktree.branch, commits=commits, files=files, **usage
     )
     if not commits:
         result["status"] = "succeeded"
         await pool.release(worktree, reusable=clean)
-        await _delete_merged_branch(run, worktree.branch)
+        _forget_merged_branch(run, pool, worktree.branch, head)
         return result
     # Recorded before merging: a resume merges this commit instead of running the agent again.
     pending = {**result, "status": "succeeded", "attempts": attempt}
     await run.runtime.recorder.agent_finished(run.domain.name, pending, merge="pending", head=head)
+    # The commit is all the merge needs: the worktree goes back to the pool now, and the
+    # agent's slots go to the next agent while this one waits in the merge queue.
+    await pool.release(worktree, reusable=clean)
     try:
-        await _merge_agent(run, work, head)
+        async with _not_running(run):
+            await _merge_agent(run, work, head)
     except MergeConflictError as conflict:
-        await pool.release(worktree, reusable=clean)
         run.runtime.emitter.emit(
             "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
             branch=worktree.branch,
@@ -332,27 +353,75 @@ async def _finish_attempt(
         result["conflict_paths"] = list(conflict.paths)
         return result
     result["status"] = "succeeded"
-    await pool.release(worktree, reusable=clean)
-    await _delete_merged_branch(run, worktree.branch)
+    _forget_merged_branch(run, pool, worktree.branch, head)
     return result
 
 
-async def _commits_between(cwd: Path, base: str, head: str) -> list[str]:
-    if base == head:
-        return []
-    listing = await git("rev-list", "--reverse", f"{base}..{head}", cwd=cwd)
-    return listing.lines
+@contextlib.asynccontextmanager
+async def _not_running(run: MapRun) -> AsyncIterator[None]:
+    """Give back this agent's running slots (job-wide and domain) for the block."""
+    limiters = [run.runtime.global_limiter, *([run.running] if run.running else [])]
+    for limiter in limiters:
+        limiter.release()
+    try:
+        yield
+    finally:
+        # Taken back for the caller's ``async with`` to release; shielded so that a
+        # cancellation cannot leave it releasing slots it does not hold.
+        with anyio.CancelScope(shield=True):
+            for limiter in limiters:
+                await limiter.acquire()
+
+
+def _forget_merged_branch(run: MapRun, pool: AgentPool, branch: str, head: str) -> None:
+    # Deleted with every other merged branch in one transaction when the pool closes.
+    if not run.runtime.settings.keep_worktrees:
+        pool.merged(branch, head)
+
+
+def _worktree_hook(run: MapRun) -> OnCreate | None:
+    """The domain's ``on_worktree_create`` command, run in each new agent worktree."""
+    command = run.domain.on_worktree_create
+    if not command:
+        return None
+    step = Shell(command, name="on_worktree_create")
+
+    async def on_create(path: Path) -> None:
+        context = StepContext(
+            phase="on_worktree_create",
+            domain=run.domain.name,
+            job_id=run.runtime.job_id,
+            worktree=path,
+            variables=dict(run.variables),
+            env=run.domain.env,
+            emit=run.runtime.emitter,
+        )
+        outcome = await run_steps([step], context)
+        if not outcome.ok:
+            raise WorktreeError(
+                path, f"on_worktree_create failed: {outcome.error}\n{outcome.output_tail[-_TAIL:]}"
+            )
+
+    return on_create
+
+
+def _merger(run: MapRun) -> BranchMerger:
+    if run.merger is None:
+        worktrees = run.runtime.worktrees
+        run.merger = BranchMerger(
+            run.runtime.repo.root,
+            run.branch,
+            scratch=worktrees.root / "merges" / run.domain.name,
+            lock=worktrees.lock,
+        )
+    return run.merger
 
 
 async def _merge_agent(run: MapRun, work: WorkItem, head: str) -> None:
-    # One merge at a time per domain: the serial merge queue.
-    async with run.merge_lock:
-        merged = await merge_into_branch(
-            run.runtime.repo.root,
-            run.branch,
-            head,
-            f"treefork: merge agent {work.item_id} into {run.domain.name}",
-        )
+    # One merge at a time per domain: the merger is the serial merge queue.
+    merged = await _merger(run).merge(
+        head, f"treefork: merge agent {work.item_id} into {run.domain.name}"
+    )
     run.runtime.emitter.emit(
         "merge", domain=run.domain.name, item=work.item_id, into=run.branch, commit=merged.commit
     )
@@ -365,6 +434,24 @@ async def _delete_merged_branch(run: MapRun, branch: str) -> None:
         await run.runtime.worktrees.delete_branch(branch, merged_into=run.branch)
     except TreeforkError as error:  # never fatal: the branch simply stays
         run.runtime.emitter.emit("worktree", action="kept_branch", branch=branch, reason=str(error))
+
+
+async def _drop_read_only_commits(run: MapRun) -> None:
+    """Take back commits read-only agents made: their steps failed for it, and what they
+    committed must not reach the domain branch."""
+    try:
+        dropped = await run.runtime.worktrees.move_back(run.worktree, run.base_commit)
+    except TreeforkError as error:
+        run.runtime.emitter.emit(
+            "worktree", action="kept_commits", domain=run.domain.name, path=str(run.worktree),
+            reason=f"read-only agents committed, and undoing it failed: {error}",
+        )
+        return
+    if dropped is not None:
+        run.runtime.emitter.emit(
+            "worktree", action="dropped_commits", domain=run.domain.name, path=str(run.worktree),
+            reason="read-only agents (isolation none) may not commit", head=dropped,
+        )
 
 
 async def _attempt_in_domain_worktree(run: MapRun, work: WorkItem, total: int) -> AgentResult:

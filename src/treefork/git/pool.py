@@ -1,0 +1,222 @@
+"""The agent worktree pool of one domain: worktrees reused from agent to agent.
+
+A worktree (a *slot*) is created once, with ``git worktree add --no-checkout`` under the
+repository lock and a checkout outside it, then handed from agent to agent: each agent gets
+it switched to its own new branch at the base commit (``git checkout -f -b``) and cleaned
+(``git clean -ffdx``) except for the ignored dependency folders kept warm (``node_modules``,
+``.venv``, ``target``). Ignored files a domain lists in ``worktree_include`` (``.env``) are
+copied in from the user's checkout each time; its ``on_worktree_create`` command runs once,
+in each new slot.
+
+A slot goes back to the pool only when its agent left nothing uncommitted; one that holds
+uncommitted work is retired, left as it is. Branches reported merged are deleted together
+when the pool closes, in one transaction, and only if their work is reachable from the
+branch they were merged into.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import anyio
+
+from treefork.errors import GitError, TreeforkError, WorktreeError
+from treefork.git.command import git
+from treefork.git.worktrees import Worktree, WorktreeManager
+
+__all__ = ("DEFAULT_KEEP", "AgentPool", "OnCreate")
+
+logger = logging.getLogger("treefork.git")
+
+DEFAULT_KEEP: tuple[str, ...] = ("node_modules", ".venv", "target")
+"""Ignored folders kept warm when an agent worktree is reused."""
+
+OnCreate = Callable[[Path], Awaitable[None]]
+"""Runs once in each new agent worktree (after its checkout); raising fails that agent."""
+
+
+class AgentPool:
+    """Reusable agent worktrees for one domain.
+
+    ``acquire`` hands out a worktree with a fresh agent branch at the base commit;
+    ``release`` returns it for reuse (after a successful merge) or retires it (when it
+    holds work that is not merged). ``close`` removes the idle slots and deletes the
+    branches reported merged with :meth:`merged`.
+
+    Args:
+        manager: The job's worktree manager.
+        domain: The domain the agents work for.
+        keep: Ignored folders (any depth) kept warm when a worktree is reused.
+        include: Glob patterns of ignored files (``.env``) copied from the user's checkout
+            into each agent worktree.
+        on_create: Runs once in each new worktree, after its checkout; when it raises, the
+            new worktree is removed and the error reaches the agent.
+        merged_into: The branch agents merge into; :meth:`close` deletes merged branches
+            only if their work is reachable from it.
+    """
+
+    def __init__(
+        self,
+        manager: WorktreeManager,
+        domain: str,
+        *,
+        keep: Sequence[str] = DEFAULT_KEEP,
+        include: Sequence[str] = (),
+        on_create: OnCreate | None = None,
+        merged_into: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.domain = domain
+        self.keep = tuple(keep)
+        self.include = tuple(include)
+        self.on_create = on_create
+        self.merged_into = merged_into
+        self.folder = manager.root / "agents" / domain
+        self._idle: list[Path] = []
+        self._slots = 0
+        self._merged: dict[str, str] = {}
+        self.created = 0
+        """Slots created with ``git worktree add`` (the rest were reused)."""
+
+    async def acquire(self, branch: str, base: str) -> Worktree:
+        """A worktree with ``branch`` created at ``base`` and checked out, all else clean.
+
+        Raises:
+            WorktreeError: ``branch`` already exists at another commit (it may hold work),
+                or ``on_create`` failed in a new worktree.
+        """
+        if self._idle:
+            path = self._idle.pop()
+            try:
+                await self._switch(path, branch, base)
+                await git("clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path)
+                await self._copy_included(path)
+            except BaseException:
+                self._idle.append(path)  # it was clean, and the switch changed nothing else
+                raise
+            return Worktree(path, branch)
+        path = await self._new_slot(base)
+        try:
+            await self._switch(path, branch, base)
+            await self._copy_included(path)
+            if self.on_create is not None:
+                await self.on_create(path)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._discard(path, branch, base)
+            raise
+        return Worktree(path, branch)
+
+    async def _switch(self, path: Path, branch: str, base: str) -> None:
+        """Check out a new ``branch`` at ``base`` in ``path``, overwriting tracked files."""
+        created = await git("checkout", "-q", "-f", "-b", branch, base, cwd=path, check=False)
+        if created.returncode == 0:
+            return
+        existing = await self.manager.branch_head(branch)
+        if existing is None:
+            raise GitError(
+                ("checkout", "-f", "-b", branch, base), path, created.returncode, created.stderr
+            )
+        if existing != base:
+            raise WorktreeError(
+                branch, f"branch exists at {existing[:12]}, not at base {base[:12]}"
+            )
+        await git("checkout", "-q", "-f", "-B", branch, base, cwd=path)
+
+    async def _new_slot(self, base: str) -> Path:
+        self._slots += 1
+        self.created += 1
+        path = (self.folder / f"slot-{self._slots}").resolve()
+        while path.exists():
+            self._slots += 1
+            path = (self.folder / f"slot-{self._slots}").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the registration takes the repository lock; the checkout that follows (the
+        # expensive part on a large repository) runs in parallel with other agents.
+        async with self.manager.lock.hold():
+            await git(
+                "worktree",
+                "add",
+                "-q",
+                "--no-checkout",
+                "--detach",
+                str(path),
+                base,
+                cwd=self.manager.repo.root,
+            )
+        return path
+
+    async def _discard(self, path: Path, branch: str, base: str) -> None:
+        """Remove a new worktree whose preparation failed, and its branch if still empty."""
+        try:
+            await self.manager.remove_worktree(path, force=True)
+        except TreeforkError as error:
+            logger.warning("Could not remove worktree %s: %s", path, error)
+        await git(
+            "update-ref",
+            "-d",
+            f"refs/heads/{branch}",
+            base,
+            cwd=self.manager.repo.root,
+            check=False,
+        )
+
+    async def _copy_included(self, path: Path) -> None:
+        """Copy ignored files named by ``include`` globs (``.env``) from the user's checkout."""
+        if not self.include:
+            return
+        source = self.manager.repo.root
+
+        def _copy() -> None:
+            for pattern in self.include:
+                for found in source.glob(pattern):
+                    if not found.is_file():
+                        continue
+                    target = path / found.relative_to(source)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(found, target)
+
+        await anyio.to_thread.run_sync(_copy)
+
+    async def release(self, worktree: Worktree, *, reusable: bool) -> None:
+        """Return a worktree to the pool, or retire it.
+
+        Args:
+            worktree: What :meth:`acquire` returned.
+            reusable: True once the agent's work is merged (or it made none) and nothing
+                is left uncommitted. A retired worktree is left as it is, with its branch,
+                for inspection and retry.
+        """
+        if not reusable:
+            logger.info(
+                "Keeping worktree %s (branch %s) with unmerged work", worktree.path, worktree.branch
+            )
+            return
+        # The branch stays checked out until the next agent switches the worktree to its
+        # own: nothing is written here.
+        self._idle.append(worktree.path)
+
+    def merged(self, branch: str, commit: str) -> None:
+        """Report that ``branch``'s work, up to ``commit``, is merged: :meth:`close` deletes it."""
+        self._merged[branch] = commit
+
+    async def close(self) -> None:
+        """Remove idle slots (their agents' work is merged), then delete merged branches."""
+        idle, self._idle = self._idle, []
+
+        async def remove(path: Path) -> None:
+            # Untracked leftovers of a merged agent are not work; tracked changes would be.
+            if await self.manager.dirty_paths(path, untracked=False):
+                logger.warning("Keeping worktree %s: it has uncommitted changes", path)
+                return
+            await self.manager.remove_worktree(path, force=True)
+
+        async with anyio.create_task_group() as group:
+            for path in idle:
+                group.start_soon(remove, path)
+        merged, self._merged = self._merged, {}
+        if merged and self.merged_into is not None:
+            await self.manager.delete_merged_branches(merged, merged_into=self.merged_into)
