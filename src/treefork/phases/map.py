@@ -14,9 +14,9 @@ reason), never lost.
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,13 +132,43 @@ async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> Non
     for planned in pending:
         work = planned.work
         assert run.running is not None
-        async with run.runtime.global_limiter, run.running:
+        slots = _Slots((run.runtime.global_limiter, run.running))
+        await slots.take()
+        token = _slots.set(slots)
+        try:
             reason = run.stopped or run.runtime.budget.try_start_agent()
             if reason is not None:
                 await _record_skip(run, work, reason)
                 continue
             result = await _run_item(run, pool, planned, total)
+        finally:
+            slots.give_back()
+            _slots.reset(token)
         _count(run, result)
+
+
+@dataclass
+class _Slots:
+    """The running slots (job-wide and domain) one worker's agent holds."""
+
+    limiters: tuple[anyio.CapacityLimiter, ...]
+    held: int = 0
+
+    async def take(self) -> None:
+        """Wait for every slot (no-op when held)."""
+        while self.held < len(self.limiters):
+            await self.limiters[self.held].acquire()
+            self.held += 1
+
+    def give_back(self) -> None:
+        """Release the slots held (no-op when none)."""
+        while self.held:
+            self.held -= 1
+            self.limiters[self.held].release()
+
+
+_slots: contextvars.ContextVar[_Slots | None] = contextvars.ContextVar("slots", default=None)
+"""The slots of the agent the current worker runs."""
 
 
 def _count(run: MapRun, result: AgentResult) -> None:
@@ -225,6 +255,7 @@ async def _run_item(
     result: AgentResult | None = None
     for attempt in range(plan.first_attempt, plan.last_attempt + 1):
         if attempt > plan.first_attempt:
+            await _take_slots()  # given back while the previous attempt's merge waited
             reason = run.runtime.budget.try_start_agent()
             if reason is not None:
                 break
@@ -342,8 +373,8 @@ async def _finish_attempt(
     # agent's slots go to the next agent while this one waits in the merge queue.
     await pool.release(worktree, reusable=clean)
     try:
-        async with _not_running(run):
-            await _merge_agent(run, work, head)
+        _give_back_slots()  # waiting for the merge is not running: the next agent may start
+        await _merge_agent(run, work, head)
     except MergeConflictError as conflict:
         run.runtime.emitter.emit(
             "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
@@ -357,20 +388,16 @@ async def _finish_attempt(
     return result
 
 
-@contextlib.asynccontextmanager
-async def _not_running(run: MapRun) -> AsyncIterator[None]:
-    """Give back this agent's running slots (job-wide and domain) for the block."""
-    limiters = [run.runtime.global_limiter, *([run.running] if run.running else [])]
-    for limiter in limiters:
-        limiter.release()
-    try:
-        yield
-    finally:
-        # Taken back for the caller's ``async with`` to release; shielded so that a
-        # cancellation cannot leave it releasing slots it does not hold.
-        with anyio.CancelScope(shield=True):
-            for limiter in limiters:
-                await limiter.acquire()
+def _give_back_slots() -> None:
+    slots = _slots.get()
+    if slots is not None:
+        slots.give_back()
+
+
+async def _take_slots() -> None:
+    slots = _slots.get()
+    if slots is not None:
+        await slots.take()
 
 
 def _forget_merged_branch(run: MapRun, pool: AgentPool, branch: str, head: str) -> None:
