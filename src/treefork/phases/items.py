@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from treefork.core.items import WorkItem, select_items
 from treefork.domain import Command, JsonFile, Map
@@ -33,10 +36,13 @@ async def _document(
     source: Any, worktree: Path, env: Mapping[str, str], domain: str
 ) -> tuple[Any, str]:
     if isinstance(source, str):
-        source = classify_input(source, worktree)
+        source = await anyio.to_thread.run_sync(classify_input, source, worktree)
     if isinstance(source, JsonFile):
         path = worktree / source.path
-        return load_items_file(path, source=source.path), source.path
+        document = await anyio.to_thread.run_sync(
+            functools.partial(load_items_file, path, source=source.path)
+        )
+        return document, source.path
     if isinstance(source, Command):
         result = await run_process(
             ["bash", "-c", source.command],

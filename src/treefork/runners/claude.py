@@ -15,12 +15,15 @@ or ``"is_error": true`` fails the step.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from treefork.core.interpolate import render_text, stringify
 from treefork.errors import InterpolationError, StepError, StepTimeoutError
@@ -149,12 +152,15 @@ async def run_claude(
     """
     try:
         prompt = render_text(step.prompt, scope)
-        cwd = working_directory(context, step, scope)
+        cwd = await anyio.to_thread.run_sync(working_directory, context, step, scope)
     except InterpolationError as error:
         raise make_error(context, step, str(error)) from error
     environment = command_environment(env, {})
     argv, stdin = claude_argv(_template(context, environment), prompt)
-    if not argv or shutil.which(argv[0], path=environment.get("PATH")) is None:
+    found = bool(argv) and await anyio.to_thread.run_sync(
+        functools.partial(shutil.which, argv[0], path=environment.get("PATH"))
+    ) is not None
+    if not found:
         program = argv[0] if argv else "(empty command)"
         reason = f"claude command not found: {program} (set TREEFORK_CLAUDE_COMMAND)"
         raise make_error(context, step, reason)

@@ -57,11 +57,12 @@ async def run_write_file(
         content = render_text(step.content, scope)
     except InterpolationError as error:
         raise make_error(context, step, str(error)) from error
-    target = inside_worktree(context.worktree, path)
+    target = await anyio.to_thread.run_sync(inside_worktree, context.worktree, path)
     if target is None:
         raise make_error(context, step, f"path {path!r} is not a file inside the worktree")
     try:
         await anyio.to_thread.run_sync(_write, target, content, step.mode)
     except OSError as error:
         raise make_error(context, step, f"cannot write {path!r}: {error}") from error
-    return StepRun(str(target.relative_to(context.worktree.resolve())))
+    root = await anyio.to_thread.run_sync(context.worktree.resolve)
+    return StepRun(str(target.relative_to(root)))

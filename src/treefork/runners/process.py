@@ -21,7 +21,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -91,6 +91,11 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+async def _group_alive_off_loop(pgid: int) -> bool:
+    # Reading /proc is blocking file I/O: done in a worker thread.
+    return await anyio.to_thread.run_sync(_group_alive, pgid)
+
+
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
@@ -98,27 +103,46 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 
 async def _stop_group(process: Process, pgid: int, kill_grace: float) -> None:
     """SIGTERM the group, SIGKILL it after ``kill_grace``, and reap the command."""
-    if process.returncode is None or _group_alive(pgid):
+    if process.returncode is None or await _group_alive_off_loop(pgid):
         _signal_group(pgid, signal.SIGTERM)
         with anyio.move_on_after(kill_grace):
             await process.wait()
             # Nothing signals that the last process left a group: polling is the only way.
-            while _group_alive(pgid):  # noqa: ASYNC110
+            while await _group_alive_off_loop(pgid):  # noqa: ASYNC110
                 await anyio.sleep(_POLL_INTERVAL)
-        if process.returncode is None or _group_alive(pgid):
+        if process.returncode is None or await _group_alive_off_loop(pgid):
             _signal_group(pgid, signal.SIGKILL)
     await process.aclose()
 
 
-@contextlib.contextmanager
-def _stdin_file(data: bytes | None) -> Iterator[IO[bytes] | int]:
+def _stdin_file(data: bytes | None) -> IO[bytes] | None:
     if data is None:
-        yield subprocess.DEVNULL
-        return
-    with tempfile.TemporaryFile() as file:
-        file.write(data)
-        file.seek(0)
-        yield file
+        return None
+    file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _process_files)
+    file.write(data)
+    file.seek(0)
+    return file
+
+
+@contextlib.asynccontextmanager
+async def _process_files(
+    stdin: bytes | None,
+) -> AsyncIterator[tuple[IO[bytes], IO[bytes], IO[bytes] | None]]:
+    """Temporary files for stdout, stderr and (when given) stdin.
+
+    Opening them is blocking (the first use looks for the temporary folder; stdin is
+    written), so it happens in a worker thread, never on the event loop.
+    """
+    stack = contextlib.ExitStack()
+    try:
+        stdout = stack.enter_context(await anyio.to_thread.run_sync(tempfile.TemporaryFile))
+        stderr = stack.enter_context(await anyio.to_thread.run_sync(tempfile.TemporaryFile))
+        input_file = await anyio.to_thread.run_sync(_stdin_file, stdin)
+        if input_file is not None:
+            stack.enter_context(input_file)
+        yield stdout, stderr, input_file
+    finally:
+        stack.close()
 
 
 def _read_output(file: IO[bytes], max_output: int) -> str:
@@ -162,14 +186,10 @@ async def run_process(
     environment = {name: value for name, value in env.items() if name not in LEAKY_GIT_VARIABLES}
     logger.info("Executing in worktree: %s: %s", cwd, _short(args))
     started = anyio.current_time()
-    with (
-        tempfile.TemporaryFile() as stdout,
-        tempfile.TemporaryFile() as stderr,
-        _stdin_file(stdin) as input_file,
-    ):
+    async with _process_files(stdin) as (stdout, stderr, input_file):
         process = await anyio.open_process(
             list(args),
-            stdin=input_file,
+            stdin=subprocess.DEVNULL if input_file is None else input_file,
             stdout=stdout,
             stderr=stderr,
             cwd=cwd,

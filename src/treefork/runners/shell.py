@@ -9,6 +9,8 @@ command-line argument is run from a file in that directory instead of ``bash -c`
 from __future__ import annotations
 
 import contextlib
+import functools
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -52,10 +54,19 @@ async def _command(rendered: RenderedShell) -> AsyncIterator[tuple[list[str], di
     if not rendered.files and len(rendered.script.encode("utf-8")) <= _MAX_INLINE_SCRIPT:
         yield ["bash", "-c", rendered.script], dict(rendered.env)
         return
-    with tempfile.TemporaryDirectory(prefix="treefork-values-") as directory:
+    # Creating, writing and removing the folder are blocking: done in worker threads.
+    directory = await anyio.to_thread.run_sync(
+        functools.partial(tempfile.mkdtemp, prefix="treefork-values-")
+    )
+    try:
         script = await anyio.to_thread.run_sync(_write_files, Path(directory), rendered)
         argv = ["bash", "-c", rendered.script] if script is None else ["bash", str(script)]
         yield argv, {**rendered.env, VALUES_DIR_VARIABLE: directory}
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                functools.partial(shutil.rmtree, directory, ignore_errors=True)
+            )
 
 
 def _shell_variable(stdout: str, stderr: str, exit_code: int | None) -> dict[str, Any]:
@@ -83,7 +94,7 @@ async def run_shell(
     """
     try:
         rendered = render_shell(step.command, scope)
-        cwd = working_directory(context, step, scope)
+        cwd = await anyio.to_thread.run_sync(working_directory, context, step, scope)
     except InterpolationError as error:
         raise make_error(context, step, str(error)) from error
     timeout = time_limit(context, step)
