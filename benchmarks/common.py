@@ -1,9 +1,11 @@
 """What every benchmark shares: test repositories, the machine, timing and the README.
 
 The test repositories are generated here (files of about 4 KB in folders of 100), committed
-once and cached under ``benchmarks/.work/repos``; :func:`fresh_repository` puts one back to
-its first commit (no other branch, no worktree) before every measured run, so runs do not
-see each other's branches or worktrees.
+once, packed, and cached under ``benchmarks/.work/repos``; :func:`fresh_repository` puts one
+back to its first commit (no other branch, no worktree, no object left from earlier runs)
+before every measured run, so runs do not see each other's work. Automatic ``git gc`` is off
+in these repositories, for both sides: a background repack starting in the middle of one
+run and not another would only add noise.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ BENCHMARKS = Path(__file__).resolve().parent
 WORK = BENCHMARKS / ".work"
 README = BENCHMARKS / "README.md"
 PYTHON = sys.executable
+STARTED_LOAD = os.getloadavg()[0]
+"""The machine's 1-minute load average when the benchmark started."""
 
 FILE_SIZE = 4096
 FILES_PER_FOLDER = 100
-BASE_TAG = "bench-base"
+BASE_TAG = "bench-v2"
 IDENTITY = ("-c", "user.name=Bench", "-c", "user.email=bench@localhost")
 
 
@@ -59,6 +63,7 @@ def _generate(path: Path, files: int) -> None:
     run_git(path, "init", "-q", "-b", "main")
     run_git(path, "config", "user.name", "Bench")
     run_git(path, "config", "user.email", "bench@localhost")
+    run_git(path, "config", "gc.auto", "0")
     for index in range(files):
         target = path / "src" / f"d{index // FILES_PER_FOLDER:03d}" / f"f{index:05d}.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +72,7 @@ def _generate(path: Path, files: int) -> None:
     run_git(path, "add", "-A")
     run_git(path, "commit", "-q", "-m", f"{files} files")
     run_git(path, "tag", BASE_TAG)
+    run_git(path, "gc", "-q")
 
 
 def repository(files: int) -> Path:
@@ -98,6 +104,8 @@ def fresh_repository(files: int) -> Path:
         subprocess.run(
             ["git", "update-ref", "--stdin"], cwd=path, input=deletions, text=True, check=True
         )
+    run_git(path, "reflog", "expire", "--expire=now", "--all")
+    run_git(path, "prune", "--expire=now")
     return path
 
 
@@ -206,8 +214,9 @@ def write_section(name: str, title: str, body: str) -> None:
     """Replace (or add) the section ``name`` of the README, stamped with the machine."""
     text = README.read_text() if README.exists() else _HEADER
     stamp = time.strftime("%Y-%m-%d")
+    load = f"load average {STARTED_LOAD:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     section = (
-        f"<!-- {name}:start -->\n## {title}\n\nMeasured {stamp} on {machine()}.\n\n"
+        f"<!-- {name}:start -->\n## {title}\n\nMeasured {stamp} on {machine()}; {load}.\n\n"
         f"{body.strip()}\n<!-- {name}:end -->"
     )
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.DOTALL)
