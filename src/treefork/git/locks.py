@@ -1,15 +1,18 @@
-"""The repository lock: serializes the git calls that take repository-wide locks.
+"""The repository lock: keeps git's repository-wide operations from racing each other.
 
-``git worktree add/remove/prune`` and branch deletion write shared files under the common
-``.git`` directory (``worktrees/``, ``packed-refs``); running them concurrently makes git fail
-on its own ``*.lock`` files. Everything else (agent commits, merges computed in the object
-store, ``update-ref`` of distinct refs) runs in parallel. The lock is held only around those
-git calls, never across agent work.
+Registering and removing worktrees (``git worktree add/remove``) touch only their own entry
+under ``.git/worktrees/``: any number may run at once, so they hold the lock *shared*.
+``git worktree prune`` (which drops the entries of worktrees it cannot find), deleting
+branches (which rewrites ``packed-refs``) and merging into the user's checkout hold it
+*exclusive*: alone. Everything else (checkouts, agent commits, merges computed in the object
+store, ``update-ref`` of distinct refs) takes no lock at all, and the lock is never held
+across agent work.
 
-Within a process an :class:`anyio.Lock` queues waiters fairly; across processes (two jobs on
-the same repository) an ``flock`` on a file in the treefork home does, polled without
-blocking so that cancellation stays immediate. The lock is reentrant for the task holding
-it: a step done under the lock may call another that takes it.
+Within a process a readers-writer lock with writers first queues the waiters; across
+processes (two jobs on the same repository) an ``flock`` on a file in the treefork home
+does (``LOCK_SH`` or ``LOCK_EX``), polled without blocking so that cancellation stays
+immediate. A task holding the lock exclusive may take it again (a step done under the lock
+may call another that takes it), and so may a task holding it shared, asking shared.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -27,16 +31,52 @@ import anyio
 __all__ = ("RepositoryLock",)
 
 _POLL_SECONDS = 0.005
-_process_locks: dict[tuple[str, int], anyio.Lock] = {}
-_holders: dict[tuple[str, int], asyncio.Task[object]] = {}
 
 
-def _process_lock(key: str) -> anyio.Lock:
+@dataclass
+class _SharedExclusive:
+    """A readers-writer lock for one repository in one event loop; writers go first."""
+
+    condition: anyio.Condition = field(default_factory=anyio.Condition)
+    shared: int = 0
+    exclusive: bool = False
+    writers_waiting: int = 0
+    holders: dict[asyncio.Task[object], bool] = field(default_factory=dict)
+    """Tasks holding the lock, and whether exclusive."""
+
+    async def acquire(self, *, exclusive: bool) -> None:
+        async with self.condition:
+            if exclusive:
+                self.writers_waiting += 1
+                try:
+                    while self.exclusive or self.shared:
+                        await self.condition.wait()
+                finally:
+                    self.writers_waiting -= 1
+                self.exclusive = True
+            else:
+                while self.exclusive or self.writers_waiting:
+                    await self.condition.wait()
+                self.shared += 1
+
+    async def release(self, *, exclusive: bool) -> None:
+        async with self.condition:
+            if exclusive:
+                self.exclusive = False
+            else:
+                self.shared -= 1
+            self.condition.notify_all()
+
+
+_process_locks: dict[tuple[str, int], _SharedExclusive] = {}
+
+
+def _process_lock(key: str) -> _SharedExclusive:
     # One lock per repository per event loop (tests run many loops in one process).
     loop_key = (key, id(asyncio.get_running_loop()))
     lock = _process_locks.get(loop_key)
     if lock is None:
-        lock = _process_locks[loop_key] = anyio.Lock()
+        lock = _process_locks[loop_key] = _SharedExclusive()
     return lock
 
 
@@ -51,25 +91,47 @@ class RepositoryLock:
         self.path = locks / f"repo-{digest}.lock"
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Hold the lock for the duration of the block (at once if this task holds it)."""
-        holder_key = (self.key, id(asyncio.get_running_loop()))
+    async def hold(self, *, shared: bool = False) -> AsyncIterator[None]:
+        """Hold the lock for the duration of the block.
+
+        Args:
+            shared: Let other shared holders in (``git worktree add/remove``); the default
+                is exclusive.
+
+        Raises:
+            RuntimeError: This task holds the lock shared and asks for it exclusive.
+        """
+        lock = _process_lock(self.key)
         task = asyncio.current_task()
-        if task is not None and _holders.get(holder_key) is task:
-            yield
+        held = lock.holders.get(task) if task is not None else None
+        if held or (held is False and shared):
+            yield  # already held strongly enough by this task
             return
-        async with _process_lock(self.key):
+        if held is False:
+            raise RuntimeError("the repository lock is held shared; it cannot be made exclusive")
+        await lock.acquire(exclusive=not shared)
+        try:
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                while True:
-                    try:
-                        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        await anyio.sleep(_POLL_SECONDS)
+                await _flock(descriptor, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
                 if task is not None:
-                    _holders[holder_key] = task
-                yield
+                    lock.holders[task] = not shared
+                try:
+                    yield
+                finally:
+                    if task is not None:
+                        lock.holders.pop(task, None)
             finally:
-                _holders.pop(holder_key, None)
                 os.close(descriptor)  # closing releases the flock
+        finally:
+            with anyio.CancelScope(shield=True):
+                await lock.release(exclusive=not shared)
+
+
+async def _flock(descriptor: int, mode: int) -> None:
+    while True:
+        try:
+            fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await anyio.sleep(_POLL_SECONDS)
