@@ -1,4 +1,4 @@
-"""The repository lock: shared holders overlap, an exclusive one is alone, across processes too."""
+"""The repository lock: one holder at a time, reentrant for it, across processes too."""
 
 from __future__ import annotations
 
@@ -8,75 +8,57 @@ import sys
 from pathlib import Path
 
 import anyio
-import pytest
+from gitutil import worktree_paths
 
 from treefork.git.locks import RepositoryLock
+from treefork.git.pool import AgentPool
+from treefork.git.repository import open_repository
+from treefork.git.worktrees import WorktreeManager
 
 
 def _lock(repo: Path, home: Path) -> RepositoryLock:
     return RepositoryLock(repo / ".git", home)
 
 
-async def test_shared_holders_overlap_and_an_exclusive_one_waits(
-    repo: Path, treefork_home: Path
-) -> None:
+async def test_holders_take_turns(repo: Path, treefork_home: Path) -> None:
     lock = _lock(repo, treefork_home)
     timeline: list[str] = []
 
-    async def shared(name: str) -> None:
-        async with lock.hold(shared=True):
+    async def hold(name: str) -> None:
+        async with lock.hold():
             timeline.append(f"{name} in")
-            await anyio.sleep(0.1)
+            await anyio.sleep(0.05)
             timeline.append(f"{name} out")
 
-    async def exclusive() -> None:
-        await anyio.sleep(0.02)
-        async with lock.hold():
-            timeline.append("exclusive in")
-            timeline.append("exclusive out")
+    async with anyio.create_task_group() as group:
+        for name in "abc":
+            group.start_soon(hold, name)
+
+    assert [entry.split()[1] for entry in timeline] == ["in", "out"] * 3
+
+
+async def test_concurrent_worktree_registrations_never_fail(repo: Path, treefork_home: Path) -> None:
+    manager = WorktreeManager(await open_repository(repo), "job1", treefork_home)
+    pools = [AgentPool(manager, f"domain{index}") for index in range(4)]
+
+    async def take(pool: AgentPool, index: int) -> None:
+        await pool.acquire(f"treefork/job1/agents/{pool.domain}/{index:04d}", manager.repo.head)
 
     async with anyio.create_task_group() as group:
-        group.start_soon(shared, "a")
-        group.start_soon(shared, "b")
-        group.start_soon(exclusive)
-
-    assert timeline[:2] == ["a in", "b in"]
-    assert timeline[-2:] == ["exclusive in", "exclusive out"]
-
-
-async def test_a_waiting_exclusive_holder_goes_before_later_shared_ones(
-    repo: Path, treefork_home: Path
-) -> None:
-    lock = _lock(repo, treefork_home)
-    order: list[str] = []
-
-    async def hold(name: str, delay: float, *, shared: bool) -> None:
-        await anyio.sleep(delay)
-        async with lock.hold(shared=shared):
-            order.append(name)
-            await anyio.sleep(0.05)
-
+        for pool in pools:
+            for index in range(4):
+                group.start_soon(take, pool, index)
+    assert len(worktree_paths(repo)) == 17
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: hold("first shared", 0, shared=True))
-        group.start_soon(lambda: hold("exclusive", 0.01, shared=False))
-        group.start_soon(lambda: hold("later shared", 0.02, shared=True))
-
-    assert order == ["first shared", "exclusive", "later shared"]
+        for pool in pools:
+            group.start_soon(pool.close)
 
 
-async def test_the_task_holding_it_exclusive_may_take_it_again(
-    repo: Path, treefork_home: Path
-) -> None:
+async def test_the_task_holding_it_may_take_it_again(repo: Path, treefork_home: Path) -> None:
     lock = _lock(repo, treefork_home)
     with anyio.fail_after(5):
-        async with lock.hold(), lock.hold(), lock.hold(shared=True):
+        async with lock.hold(), lock.hold(), lock.hold():
             pass
-        async with lock.hold(shared=True), lock.hold(shared=True):
-            pass
-    async with lock.hold(shared=True):
-        with pytest.raises(RuntimeError, match="cannot be made exclusive"):
-            async with lock.hold():
-                pass
 
 
 async def test_another_process_holding_it_exclusive_keeps_us_waiting(
@@ -94,7 +76,7 @@ async def test_another_process_holding_it_exclusive_keeps_us_waiting(
         assert holder.stdout is not None
         assert (await holder.stdout.receive()).strip() == b"held"
         started = anyio.current_time()
-        async with lock.hold(shared=True):
+        async with lock.hold():
             waited = anyio.current_time() - started
         await holder.wait()
     assert waited > 0.2

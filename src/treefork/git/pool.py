@@ -134,10 +134,10 @@ class AgentPool:
             self._slots += 1
             path = (self.folder / f"slot-{self._slots}").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Only the registration takes the repository lock (shared: registrations run at
-        # once); the checkout that follows, the expensive part on a large repository, takes
-        # none.
-        async with self.manager.lock.hold(shared=True):
+        # Only the registration takes the repository lock (git reads every registered
+        # worktree while adding one, so registrations must not overlap); the checkout that
+        # follows, the expensive part on a large repository, takes none.
+        async with self.manager.lock.hold():
             await git(
                 "worktree",
                 "add",

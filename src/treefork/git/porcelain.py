@@ -85,7 +85,7 @@ class ScratchMerger:
             return
         assert self._lock is not None  # set when the worktree was made
         with anyio.CancelScope(shield=True):
-            async with self._lock.hold(shared=True):
+            async with self._lock.hold():
                 await git("worktree", "remove", "--force", str(worktree), cwd=self.cwd, check=False)
             await anyio.to_thread.run_sync(
                 lambda: shutil.rmtree(worktree.parent, ignore_errors=True)
@@ -112,7 +112,7 @@ class ScratchMerger:
             )
         folder = self._folder or treefork_home() / "merges"
         path = await anyio.to_thread.run_sync(_new_folder, folder)
-        async with self._lock.hold(shared=True):
+        async with self._lock.hold():
             await git("worktree", "add", "-q", "--detach", str(path), start, cwd=self.cwd)
         self._worktree = path
         return path

@@ -203,7 +203,7 @@ class WorktreeManager:
             if exists
             else ["worktree", "add", "-b", branch, str(path), start]
         )
-        async with self.lock.hold(shared=True):
+        async with self.lock.hold():
             await git(*arguments, cwd=self.repo.root)
         logger.info("Created worktree %s on branch %s", path, branch)
         return Worktree(path, branch)
@@ -275,7 +275,7 @@ class WorktreeManager:
             # Deleting the files is the slow part of `git worktree remove` on a large
             # repository; it needs no lock. Only the `.git` file stays for git to find.
             await anyio.to_thread.run_sync(_empty_folder_but_git_file, path)
-        async with self.lock.hold(shared=True):
+        async with self.lock.hold():
             await git("worktree", "remove", "--force", str(path), cwd=self.repo.root)
         logger.info("Removed worktree %s", path)
 
