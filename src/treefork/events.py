@@ -7,7 +7,9 @@ extra sinks (the job store, a progress display).
 
 Kinds: ``job_start``, ``routing``, ``domain_start``, ``phase_start``, ``phase_end``,
 ``agent_start``, ``agent_end``, ``step_start``, ``step_end``, ``merge``, ``conflict``,
-``budget``, ``worktree``, ``domain_end``, ``merge_review``, ``job_end``.
+``budget``, ``worktree``, ``domain_end``, ``merge_review``, ``job_end``, and for operations
+on a job later: ``resume`` (what a resumed run reuses, merges or runs again) and ``dlq``
+(dead letter queue retries).
 """
 
 from __future__ import annotations
