@@ -333,3 +333,49 @@ async def test_the_merge_queue_follows_a_branch_that_moved_underneath(repo: Path
     assert run_git(repo, "rev-parse", f"{result.commit}^1").strip() == moved
     assert run_git(repo, "show", "target:a.txt") == "a\n"
     assert run_git(repo, "show", "target:elsewhere.txt") == "someone else\n"
+
+
+def _git_version() -> tuple[int, ...]:
+    text = run_git(Path.cwd(), "--version").split()[2]
+    return tuple(int(part) for part in text.split(".")[:2])
+
+
+@pytest.mark.parametrize("way", ["stand-in", "merge-base option"])
+async def test_a_known_merge_base_gives_the_same_merges(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    if way == "stand-in":
+
+        async def old_git(cwd: Path) -> tuple[int, ...]:
+            return (2, 39)
+
+        monkeypatch.setattr("treefork.git.merge.git_version", old_git)
+        monkeypatch.setattr("treefork.git.merge._STAND_IN_AFTER", 0)
+    elif _git_version() < (2, 40):
+        pytest.skip("merge-tree --merge-base needs git 2.40")
+    base = run_git(repo, "rev-parse", "main").strip()
+    _branch(repo, "hinted")
+    _branch(repo, "searched")
+    agents = []
+    for index in range(6):
+        name = f"agent{index}"
+        _branch(repo, name)
+        path = "docs/index.md" if index in (2, 4) else f"docs/page{index}.md"
+        agents.append(_commit_on(repo, name, path, f"from {name}\n"))
+    hinted, searched = BranchMerger(repo, "hinted"), BranchMerger(repo, "searched")
+    outcomes = []
+    for agent in agents:
+        pair = []
+        for merger, hint in ((hinted, base), (searched, None)):
+            try:
+                result = await merger.merge(agent, "merge", base=hint)
+                pair.append(run_git(repo, "rev-parse", f"{result.commit}^{{tree}}").strip())
+            except MergeConflictError as conflict:
+                pair.append(conflict.paths)
+        outcomes.append(pair)
+
+    assert all(hint == search for hint, search in outcomes)
+    assert outcomes[4][0] == ("docs/index.md",)
+    assert run_git(repo, "rev-list", "--count", "hinted") == run_git(
+        repo, "rev-list", "--count", "searched"
+    )

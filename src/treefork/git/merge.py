@@ -49,6 +49,10 @@ __all__ = (
 
 OBJECT_STORE_MERGE_VERSION = (2, 38)
 """The first git with ``merge-tree --write-tree``."""
+MERGE_BASE_OPTION_VERSION = (2, 40)
+"""The first git whose ``merge-tree`` takes ``--merge-base``."""
+_STAND_IN_AFTER = 32
+"""Merges into one branch after which older git merges against a stand-in (see below)."""
 
 _MOVE_ATTEMPTS = 2
 
@@ -84,23 +88,28 @@ async def changed_files(cwd: Path, old: str, new: str) -> list[str]:
     return sorted(path for path in result.stdout.split("\0") if path)
 
 
-async def merged_tree(cwd: Path, target: str, source: str, *, label: str) -> str:
+async def merged_tree(
+    cwd: Path, target: str, source: str, *, label: str, merge_base: str | None = None
+) -> str:
     """The tree of merging ``source`` into ``target``, computed in the object store.
+
+    Args:
+        cwd: A checkout of the repository.
+        target: The commit merged into.
+        source: The commit merged.
+        label: The branch named in a conflict.
+        merge_base: The merge base, when the caller knows it (git 2.40 and later): git
+            then does not search for it.
 
     Raises:
         MergeConflictError: The merge conflicts; the conflicting paths are named.
     """
+    known_base = [f"--merge-base={merge_base}"] if merge_base else []
     result = await git(
-        "merge-tree",
-        "--write-tree",
-        "--name-only",
-        "--no-messages",
-        "-z",
-        target,
-        source,
-        cwd=cwd,
-        ok_codes=(0, 1),
-    )
+        "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", *known_base,
+        target, source,
+        cwd=cwd, ok_codes=(0, 1),
+    )  # fmt: skip
     fields = result.stdout.split("\0")
     tree = fields[0].strip()
     if result.returncode == 1:
@@ -121,6 +130,7 @@ class _Request:
 
     source: str
     message: str
+    base: str | None
     result: MergeResult | None = None
     error: Exception | None = None
 
@@ -163,18 +173,27 @@ class BranchMerger:
         self._identity: Mapping[str, str] | None = None
         self._object_store: bool | None = None
         self._porcelain: ScratchMerger | None = None
+        self._merges = 0
 
-    async def merge(self, source: str, message: str) -> MergeResult:
+    async def merge(self, source: str, message: str, *, base: str | None = None) -> MergeResult:
         """Merge commit ``source`` into the branch, without touching its worktree.
 
         Always makes a merge commit (like ``--no-ff``) unless ``source`` is already
         contained.
 
+        Args:
+            source: The commit to merge.
+            message: The merge commit's message.
+            base: The merge base of the branch and ``source``, when the caller knows it
+                (agents branch from the domain branch's post-setup commit, and nothing of
+                theirs is merged yet). Searching for it walks every merge made into the
+                branch, so with thousands of agents the hint keeps each merge's cost flat.
+
         Raises:
             MergeConflictError: Conflicts; the branch is left exactly as it was.
             GitError: The branch kept moving underneath, or git failed.
         """
-        request = _Request(source, message)
+        request = _Request(source, message, base)
         self._pending.append(request)
         try:
             async with self._queue:
@@ -216,7 +235,9 @@ class BranchMerger:
         """Make each request's merge commit on top of the previous one; returns the last."""
         for request in batch:
             try:
-                merged = await self.merge_commit(tip, request.source, request.message)
+                merged = await self.merge_commit(
+                    tip, request.source, request.message, base=request.base
+                )
             except MergeConflictError as conflict:
                 request.error = conflict
                 continue
@@ -227,8 +248,12 @@ class BranchMerger:
             tip = merged
         return tip
 
-    async def merge_commit(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
+    async def merge_commit(
+        self, tip: BranchTip, source: str, message: str, *, base: str | None = None
+    ) -> BranchTip | None:
         """The merge commit of ``source`` into ``tip``; None if ``tip`` contains ``source``.
+
+        ``base``, if given, is the merge base of ``tip`` and ``source`` (see :meth:`merge`).
 
         Raises:
             MergeConflictError: The merge conflicts (nothing was changed).
@@ -236,7 +261,7 @@ class BranchMerger:
         if self._object_store is None:
             self._object_store = await object_store_merges(self.cwd)
         if self._object_store:
-            return await self._object_store_merge(tip, source, message)
+            return await self._object_store_merge(tip, source, message, base)
         return await self._porcelain_merge(tip, source, message)
 
     async def close(self) -> None:
@@ -248,16 +273,35 @@ class BranchMerger:
     # -- the two ways -------------------------------------------------------------------
 
     async def _object_store_merge(
-        self, tip: BranchTip, source: str, message: str
+        self, tip: BranchTip, source: str, message: str, base: str | None
     ) -> BranchTip | None:
-        tree = await merged_tree(self.cwd, tip.commit, source, label=self.branch)
+        tree = await self._merged_tree(tip, source, base)
         if tree == tip.tree and await self._contains(tip.commit, source):
             return None
         result = await git(
             "commit-tree", tree, "-p", tip.commit, "-p", source, "-m", message,
             cwd=self.cwd, env=await self._identity_env(),
         )  # fmt: skip
+        self._merges += 1
         return BranchTip(result.stdout.strip(), tree)
+
+    async def _merged_tree(self, tip: BranchTip, source: str, base: str | None) -> str:
+        label = self.branch
+        if base is None or base == tip.commit:
+            return await merged_tree(self.cwd, tip.commit, source, label=label)
+        if await git_version(self.cwd) >= MERGE_BASE_OPTION_VERSION:
+            return await merged_tree(self.cwd, tip.commit, source, label=label, merge_base=base)
+        if self._merges < _STAND_IN_AFTER:
+            return await merged_tree(self.cwd, tip.commit, source, label=label)
+        # Older git finds the merge base by walking back from the tip through every merge
+        # made so far. A stand-in commit with the tip's tree and the base as its only parent
+        # merges with the source exactly as the tip does (same three trees), and git finds
+        # its merge base at once. The stand-in is left unreachable, for gc to collect.
+        stand_in = await git(
+            "commit-tree", tip.tree, "-p", base, "-m", f"treefork: stand-in for {tip.commit}",
+            cwd=self.cwd, env=await self._identity_env(),
+        )  # fmt: skip
+        return await merged_tree(self.cwd, stand_in.stdout.strip(), source, label=label)
 
     async def _porcelain_merge(self, tip: BranchTip, source: str, message: str) -> BranchTip | None:
         if self._porcelain is None:

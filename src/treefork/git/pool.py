@@ -42,9 +42,9 @@ class AgentPool:
     """Reusable agent worktrees for one domain.
 
     ``acquire`` hands out a worktree with a fresh agent branch at the base commit;
-    ``release`` returns it for reuse (after a successful merge) or retires it (when it
-    holds work that is not merged). ``close`` removes the idle slots and deletes the
-    branches reported merged with :meth:`merged`.
+    ``release`` returns it for reuse (its agent's work is all in commits, which the merge
+    needs no worktree for) or retires it (it holds uncommitted work). ``close`` removes the
+    idle slots and deletes the branches reported merged with :meth:`merged`.
 
     Args:
         manager: The job's worktree manager.
@@ -187,13 +187,15 @@ class AgentPool:
 
         Args:
             worktree: What :meth:`acquire` returned.
-            reusable: True once the agent's work is merged (or it made none) and nothing
-                is left uncommitted. A retired worktree is left as it is, with its branch,
-                for inspection and retry.
+            reusable: True when nothing is left uncommitted: the agent's work, if any, is
+                in commits on its branch, which stays. A retired worktree is left as it is,
+                with its branch, for inspection and retry.
         """
         if not reusable:
             logger.info(
-                "Keeping worktree %s (branch %s) with unmerged work", worktree.path, worktree.branch
+                "Keeping worktree %s (branch %s) with uncommitted work",
+                worktree.path,
+                worktree.branch,
             )
             return
         # The branch stays checked out until the next agent switches the worktree to its

@@ -65,6 +65,9 @@ class AgentChanges:
     """Files that differ between the base and ``head``, sorted."""
     dirty: tuple[str, ...]
     """Uncommitted changes: modified, staged and untracked paths (ignored ones never)."""
+    on_base: bool = False
+    """The commits grow from the base alone (no other history merged in): the base is
+    then the merge base with any branch that contains it and none of them."""
 
 
 def repository_key(repo: RepositoryInfo) -> str:
@@ -165,6 +168,9 @@ class WorktreeManager:
             group.start_soon(read_dirty)
             group.start_soon(read_history)
         commits = tuple(commit for commit, _, _ in reversed(history))
+        on_base = bool(commits) and all(
+            parent == base or parent in commits for _, parents, _ in history for parent in parents
+        )
         if len(history) == 1 and history[0][1] == [base]:
             files = sorted(set(history[0][2]))  # one commit on the base: its own diff
         elif commits:
@@ -172,7 +178,7 @@ class WorktreeManager:
             files = await _changed_files(path, base, head)
         else:
             files = []
-        return AgentChanges(head, commits, tuple(files), tuple(dirty))
+        return AgentChanges(head, commits, tuple(files), tuple(dirty), on_base)
 
     async def registered_worktrees(self) -> dict[Path, str | None]:
         """Every worktree git knows for the repository, with its branch."""

@@ -374,7 +374,7 @@ async def _finish_attempt(
     await pool.release(worktree, reusable=clean)
     try:
         _give_back_slots()  # waiting for the merge is not running: the next agent may start
-        await _merge_agent(run, work, head)
+        await _merge_agent(run, work, head, base=run.base_commit if changes.on_base else None)
     except MergeConflictError as conflict:
         run.runtime.emitter.emit(
             "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
@@ -444,10 +444,12 @@ def _merger(run: MapRun) -> BranchMerger:
     return run.merger
 
 
-async def _merge_agent(run: MapRun, work: WorkItem, head: str) -> None:
-    # One merge at a time per domain: the merger is the serial merge queue.
+async def _merge_agent(run: MapRun, work: WorkItem, head: str, *, base: str | None = None) -> None:
+    # One merge at a time per domain: the merger is the serial merge queue. ``base`` is
+    # given when the agent's commits grow from the post-setup commit alone: then it is
+    # the merge base, and git need not search the domain branch's history for it.
     merged = await _merger(run).merge(
-        head, f"treefork: merge agent {work.item_id} into {run.domain.name}"
+        head, f"treefork: merge agent {work.item_id} into {run.domain.name}", base=base
     )
     run.runtime.emitter.emit(
         "merge", domain=run.domain.name, item=work.item_id, into=run.branch, commit=merged.commit
