@@ -6,11 +6,14 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 
 import typer
+
+from treefork.home import treefork_home
 
 __all__ = ("app", "main", "registered_commands")
 
@@ -77,6 +80,9 @@ def main() -> None:
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     _register(sys.argv[1:])
+    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("TREEFORK_DEBUG"))
+    if not debug:
+        threading.excepthook = _thread_failed
     try:
         app()
     except KeyboardInterrupt:
@@ -84,7 +90,7 @@ def main() -> None:
         sys.exit(130)
     except Exception as error:
         # The boundary: a user sees a short message, never a traceback, unless they ask.
-        if "--debug" in sys.argv[1:] or os.environ.get("TREEFORK_DEBUG"):
+        if debug:
             raise
         where = _write_crash_report(error)
         print(
@@ -95,16 +101,24 @@ def main() -> None:
         sys.exit(1)
 
 
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    # A library's worker thread failing (e.g. a database driver racing the event loop's
+    # shutdown after an error) is kept in the crash log, not printed as a traceback.
+    if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+        return
+    where = _write_crash_report(args.exc_value)
+    print(f"warning: a background thread failed; details in {where}", file=sys.stderr)
+
+
 def _write_crash_report(error: BaseException) -> str:
     """Keep the traceback of an unexpected error in the treefork home; returns where."""
-    from treefork.home import treefork_home
-
     text = "".join(traceback.format_exception(error))
     try:
         folder = treefork_home() / "logs"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        path.write_text(text, encoding="utf-8")
+        with path.open("a", encoding="utf-8") as log:  # a failing thread may add to it
+            log.write(text)
     except OSError:
         return "(nowhere: the treefork home is not writable)"
     return str(path)
