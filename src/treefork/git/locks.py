@@ -42,14 +42,22 @@ def _process_lock(key: str) -> anyio.Lock:
 
 
 class RepositoryLock:
-    """The lock for one repository, shared by every job and process using it."""
+    """The lock for one repository, shared by every job and process using it.
+
+    Args:
+        common_dir: The repository's common git directory, as a resolved path (every
+            process must name the repository the same way).
+        home: The treefork home; the lock file is ``<home>/locks/repo-<digest>.lock``.
+    """
 
     def __init__(self, common_dir: Path, home: Path) -> None:
-        self.key = str(common_dir.resolve())
+        self.key = str(common_dir)
         digest = hashlib.sha1(self.key.encode()).hexdigest()[:16]
-        locks = home / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        self.path = locks / f"repo-{digest}.lock"
+        self.path = home / "locks" / f"repo-{digest}.lock"
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -60,7 +68,7 @@ class RepositoryLock:
             yield
             return
         async with _process_lock(self.key):
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            descriptor = await anyio.to_thread.run_sync(self._open)
             try:
                 while True:
                     try:

@@ -127,13 +127,8 @@ class AgentPool:
         await git("checkout", "-q", "-f", "-B", branch, base, cwd=path)
 
     async def _new_slot(self, base: str) -> Path:
-        self._slots += 1
         self.created += 1
-        path = (self.folder / f"slot-{self._slots}").resolve()
-        while path.exists():
-            self._slots += 1
-            path = (self.folder / f"slot-{self._slots}").resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = await anyio.to_thread.run_sync(self._free_slot_path)
         # Only the registration takes the repository lock (git reads every registered
         # worktree while adding one, so registrations must not overlap); the checkout that
         # follows, the expensive part on a large repository, takes none.
@@ -149,6 +144,15 @@ class AgentPool:
                 cwd=self.manager.repo.root,
             )
         return path
+
+    def _free_slot_path(self) -> Path:
+        """The next ``slot-<n>`` folder name not in use (the folder is not created)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._slots += 1
+            path = (self.folder / f"slot-{self._slots}").resolve()
+            if not path.exists():
+                return path
 
     async def _discard(self, path: Path, branch: str, base: str) -> None:
         """Remove a new worktree whose preparation failed, and its branch if still empty."""

@@ -107,10 +107,10 @@ class ScratchMerger:
             return self._worktree
         if self._lock is None:
             common = await git("rev-parse", "--git-common-dir", cwd=self.cwd)
-            self._lock = RepositoryLock(
-                (self.cwd / common.stdout.strip()).resolve(), treefork_home()
-            )
-        folder = self._folder or treefork_home() / "merges"
+            common_dir = await anyio.Path(self.cwd / common.stdout.strip()).resolve()
+            home = await anyio.to_thread.run_sync(treefork_home)
+            self._lock = RepositoryLock(Path(common_dir), home)
+        folder = self._folder or (await anyio.to_thread.run_sync(treefork_home)) / "merges"
         path = await anyio.to_thread.run_sync(_new_folder, folder)
         async with self._lock.hold():
             await git("worktree", "add", "-q", "--detach", str(path), start, cwd=self.cwd)

@@ -86,7 +86,9 @@ class WorktreeManager:
     """
 
     def __init__(self, repo: RepositoryInfo, job_id: str, home: Path) -> None:
-        if home.resolve().is_relative_to(repo.root):
+        # ``home`` comes resolved from :func:`treefork.home.treefork_home`, like
+        # ``repo.root``: comparing them needs no filesystem access here.
+        if home.is_relative_to(repo.root):
             raise RepositoryError(
                 repo.root, f"the treefork home {home} lies inside the repository; set TREEFORK_HOME"
             )
@@ -200,9 +202,9 @@ class WorktreeManager:
             if registered[path] != branch:
                 raise WorktreeError(path, f"exists with branch {registered[path]}, not {branch}")
             return Worktree(path, branch)
-        if path.exists():
+        if await anyio.Path(path).exists():
             raise WorktreeError(path, "folder exists but is not a worktree of the repository")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
         exists = await self.branch_head(branch) is not None
         arguments = (
             ["worktree", "add", str(path), branch]
@@ -268,7 +270,7 @@ class WorktreeManager:
     async def remove_worktree(self, path: Path, *, force: bool = False) -> None:
         """Remove a worktree; refuses one with uncommitted changes unless ``force``."""
         path = Path(await anyio.Path(path).resolve())
-        if not path.exists():
+        if not await anyio.Path(path).exists():
             async with self.lock.hold():
                 await git("worktree", "prune", cwd=self.repo.root)
             return
