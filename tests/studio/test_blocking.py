@@ -27,13 +27,6 @@ blockbuster = pytest.importorskip(
     "blockbuster", reason="blockbuster comes with langgraph-cli[inmem]"
 )
 
-# Remove once no blocking call is left on the event loop: folder creation (treefork_home,
-# RepositoryLock, ensure_worktree, new agent slots), the job lock and opening the job store in
-# the dispatcher and merge review, temporary files in runners/process.py and runners/shell.py,
-# shutil.which in runners/claude.py, and the job store's event sink (EventLog).
-BLOCKING_CALLS_REMAIN = pytest.mark.xfail(
-    strict=True, reason="nodes still make blocking calls on the event loop"
-)
 
 _CLAUDE_STUB = """#!/bin/sh
 printf '%s' '{"type":"result","is_error":false,"result":"ok","usage":{"input_tokens":3,"output_tokens":4}}'
@@ -129,7 +122,6 @@ async def _run(graph: Any, state: dict[str, Any], config: dict[str, Any]) -> dic
     return dict(await graph.ainvoke(Resume(resume="approve"), config))
 
 
-@BLOCKING_CALLS_REMAIN
 @pytest.mark.usefixtures("claude_on_path")
 async def test_a_whole_job_makes_no_blocking_call_on_the_event_loop(
     sample_repo: Path, watched: None, caplog: pytest.LogCaptureFixture

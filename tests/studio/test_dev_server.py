@@ -33,13 +33,6 @@ from langgraph_sdk import get_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-# Remove once no blocking call is left on the event loop: folder creation (treefork_home,
-# RepositoryLock, ensure_worktree, new agent slots), the job lock and opening the job store in
-# the dispatcher and merge review, temporary files in runners/process.py and runners/shell.py,
-# shutil.which in runners/claude.py, and the job store's event sink (EventLog).
-BLOCKING_CALLS_REMAIN = pytest.mark.xfail(
-    strict=True, reason="nodes still make blocking calls on the event loop"
-)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90.0
@@ -185,7 +178,6 @@ async def _approve(
     await _stream(client, thread_id, command={"resume": "approve"}, config=config)
 
 
-@BLOCKING_CALLS_REMAIN
 async def test_run_interrupts_for_review_and_approve_merges(
     dev_server: DevServer, sample_repo: Path, workflow_file: Path
 ) -> None:
