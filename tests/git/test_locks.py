@@ -67,6 +67,7 @@ async def test_another_process_holding_it_exclusive_keeps_us_waiting(
     lock = _lock(repo, treefork_home)
     code = (
         "import fcntl, os, time\n"
+        f"os.makedirs({str(lock.path.parent)!r}, exist_ok=True)\n"
         f"fd = os.open({str(lock.path)!r}, os.O_RDWR | os.O_CREAT)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
         "print('held', flush=True)\n"
