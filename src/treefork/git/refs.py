@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import anyio
-
 from treefork.git.command import git
 
 __all__ = ("head_commit", "read_head")
@@ -97,11 +95,13 @@ def read_head(worktree: Path) -> str | None:
 async def head_commit(worktree: Path) -> str | None:
     """The commit HEAD points at in ``worktree``; None when there is none.
 
-    Reads git's files (see :func:`read_head`) in a worker thread; asks ``git rev-parse``
-    when they are in a shape it does not read, or cannot be read.
+    Reads git's files (see :func:`read_head`); asks ``git rev-parse`` when they are in a
+    shape it does not read, or cannot be read. The files are read right here, on the event
+    loop: a few small reads from the page cache cost less than handing them to a thread
+    (``langgraph dev`` allows file reads on the loop too).
     """
     try:
-        return await anyio.to_thread.run_sync(read_head, worktree)
+        return read_head(worktree)
     except (OSError, ValueError, UnicodeDecodeError):
         pass
     result = await git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=worktree, check=False)
