@@ -24,7 +24,9 @@ def aggregator(state: ParallelState) -> dict[str, Any]:
     budget: dict[str, Any] = dict(state.get("budget") or {})
     used = dict(budget.get("used") or {})
     if results:
-        used["wall_time"] = max(r["finished_at"] for r in results) - min(r["started_at"] for r in results)
+        used["wall_time"] = max(r["finished_at"] for r in results) - min(
+            r["started_at"] for r in results
+        )
     budget["used"] = used
     return {
         "aggregated_files": summary.aggregated_files,

@@ -31,15 +31,34 @@ from treefork.store.recorder import JobRecorder
 __all__ = ("crashed_domain_result", "dispatcher")
 
 
-def crashed_domain_result(name: str, critical: bool, error: BaseException, started: float) -> DomainResult:
+def crashed_domain_result(
+    name: str, critical: bool, error: BaseException, started: float
+) -> DomainResult:
     """The result of a domain whose sub-graph raised instead of finishing."""
     return {
-        "name": name, "status": "failed", "critical": critical, "branch": "", "worktree": None,
-        "error": f"{type(error).__name__}: {error}", "failed_phase": "domain", "total": 0,
-        "succeeded": 0, "failed": 0, "skipped": 0, "agents": [], "files_modified": [],
-        "has_tests": False, "tests_passed": None, "tests_output": "", "merged_into_session": False,
-        "kept_worktrees": [], "tokens": 0, "cost": 0.0, "agent_runs": 0,
-        "started_at": started, "finished_at": time.time(),
+        "name": name,
+        "status": "failed",
+        "critical": critical,
+        "branch": "",
+        "worktree": None,
+        "error": f"{type(error).__name__}: {error}",
+        "failed_phase": "domain",
+        "total": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "agents": [],
+        "files_modified": [],
+        "has_tests": False,
+        "tests_passed": None,
+        "tests_output": "",
+        "merged_into_session": False,
+        "kept_worktrees": [],
+        "tokens": 0,
+        "cost": 0.0,
+        "agent_runs": 0,
+        "started_at": started,
+        "finished_at": time.time(),
     }
 
 
@@ -47,7 +66,9 @@ def _budget_tracker(settings: GraphSettings, state: ParallelState) -> BudgetTrac
     used = (state.get("budget") or {}).get("used") or {}
     return BudgetTracker(
         settings.budget,
-        BudgetUse(int(used.get("tokens", 0)), float(used.get("cost", 0.0)), int(used.get("agent_runs", 0))),
+        BudgetUse(
+            int(used.get("tokens", 0)), float(used.get("cost", 0.0)), int(used.get("agent_runs", 0))
+        ),
     )
 
 
@@ -65,7 +86,9 @@ async def _runtime(state: ParallelState, settings: GraphSettings) -> JobRuntime:
         if row["result"]:
             result = row["result"]
             budget.used = budget.used.add(
-                tokens=int(result["tokens"]), cost=float(result["cost"]), agent_runs=int(result["attempts"])
+                tokens=int(result["tokens"]),
+                cost=float(result["cost"]),
+                agent_runs=int(result["attempts"]),
             )
     return JobRuntime(
         settings=settings,
@@ -83,20 +106,33 @@ async def _runtime(state: ParallelState, settings: GraphSettings) -> JobRuntime:
 
 async def _record_job(runtime: JobRuntime, state: ParallelState, session_path: str) -> None:
     await runtime.recorder.job_started(
-        repo=str(runtime.repo.root), task=state.get("task"), base_branch=state["base_branch"],
-        base_commit=state["base_commit"], session_branch=state["session_branch"], pid=os.getpid(),
+        repo=str(runtime.repo.root),
+        task=state.get("task"),
+        base_branch=state["base_branch"],
+        base_commit=state["base_commit"],
+        session_branch=state["session_branch"],
+        pid=os.getpid(),
     )
-    await runtime.recorder.resource("worktree", session_path, role="session", repo=str(runtime.repo.root))
-    await runtime.recorder.resource("branch", state["session_branch"], role="session", repo=str(runtime.repo.root))
+    await runtime.recorder.resource(
+        "worktree", session_path, role="session", repo=str(runtime.repo.root)
+    )
+    await runtime.recorder.resource(
+        "branch", state["session_branch"], role="session", repo=str(runtime.repo.root)
+    )
 
 
 async def _run_domain(
-    runtime: JobRuntime, name: str, graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableConfig
+    runtime: JobRuntime,
+    name: str,
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    config: RunnableConfig,
 ) -> DomainResult:
     # A domain whose result is recorded finished before this run: it is not run again.
     recorded = await runtime.recorder.domain(name)
     if recorded and recorded.get("result"):
-        runtime.emitter.emit("resume", domain=name, phase="domain", action="skip", reason="domain finished before")
+        runtime.emitter.emit(
+            "resume", domain=name, phase="domain", action="skip", reason="domain finished before"
+        )
         result: DomainResult = recorded["result"]
         return result
     outcome = await graph.ainvoke({"domain": name, "job_id": runtime.job_id}, config)
@@ -138,7 +174,9 @@ async def _dispatch(
 ) -> dict[str, Any]:
     runtime = await _runtime(state, settings)
     session = await runtime.worktrees.session_worktree(runtime.base_commit)
-    runtime.emitter.emit("worktree", action="created", path=str(session.path), branch=session.branch)
+    runtime.emitter.emit(
+        "worktree", action="created", path=str(session.path), branch=session.branch
+    )
     await _record_job(runtime, state, str(session.path))
     child_config: RunnableConfig = {"configurable": {RUNTIME_KEY: runtime}}
     started = time.time()

@@ -94,7 +94,10 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
     retry = frozenset(state.get("retry_items") or ())
     recorded = await resume_map(runtime, domain.name, retry=bool(retry))
     if recorded is not None:
-        return {"agents": recorded, "variables": {**(state.get("variables") or {}), "map": map_summary(recorded)}}
+        return {
+            "agents": recorded,
+            "variables": {**(state.get("variables") or {}), "map": map_summary(recorded)},
+        }
     _phase(runtime, state, "map", "phase_start", items=len(items))
     # A DLQ retry starts from a synced worktree at the branch tip; a first run (or a resumed
     # one) from a worktree whose files still match the post-setup commit.
@@ -111,7 +114,13 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
     )
     results = await run_map_phase(run, items)
     summary = map_summary(results)
-    _phase(runtime, state, "map", "phase_end", **{k: summary[k] for k in ("successful", "failed", "skipped", "total")})
+    _phase(
+        runtime,
+        state,
+        "map",
+        "phase_end",
+        **{k: summary[k] for k in ("successful", "failed", "skipped", "total")},
+    )
     variables = {**(state.get("variables") or {}), "map": summary}
     try:
         await runtime.worktrees.sync_worktree(_worktree(state), checked_out)
@@ -148,13 +157,18 @@ async def tests(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     recorded = await resume_tests(runtime, domain.name, rerun=bool(state.get("retry_items")))
     if recorded is None:
         _phase(runtime, state, "tests", "phase_start")
-        outcome = await run_tests(runtime, domain, _worktree(state), dict(state.get("variables") or {}))
+        outcome = await run_tests(
+            runtime, domain, _worktree(state), dict(state.get("variables") or {})
+        )
         assert outcome is not None
         _phase(runtime, state, "tests", "phase_end", ok=outcome.ok)
         error = None if outcome.ok else str(outcome.error or "tests failed")
         recorded = {"passed": outcome.ok, "output": outcome.output_tail[-_TAIL:], "error": error}
         await runtime.recorder.phase_done(domain.name, "tests", recorded)
-    update: dict[str, Any] = {"tests_passed": recorded["passed"], "tests_output": recorded["output"]}
+    update: dict[str, Any] = {
+        "tests_passed": recorded["passed"],
+        "tests_output": recorded["output"],
+    }
     if not recorded["passed"]:
         update.update(_failed("tests", recorded["error"] or "tests failed"))
     return update
@@ -179,7 +193,12 @@ async def integrate(state: DomainState, config: RunnableConfig) -> dict[str, Any
     try:
         merged = await merge_domain_into_session(runtime, state["domain"], head)
     except MergeConflictError as conflict:
-        runtime.emitter.emit("conflict", domain=state["domain"], paths=list(conflict.paths), into=runtime.session_branch)
+        runtime.emitter.emit(
+            "conflict",
+            domain=state["domain"],
+            paths=list(conflict.paths),
+            into=runtime.session_branch,
+        )
         return {"merged_into_session": False, **_failed("integrate", conflict)}
     await runtime.recorder.phase_done(state["domain"], "integrate", {"commit": merged.commit})
     return {"merged_into_session": True}
@@ -229,8 +248,13 @@ async def finish(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     }
     await runtime.recorder.phase_done(domain.name, "result", result, status=status)
     runtime.emitter.emit(
-        "domain_end", domain=domain.name, status=status, error=result["error"], **counts,
-        files=files, tests_passed=result["tests_passed"],
+        "domain_end",
+        domain=domain.name,
+        status=status,
+        error=result["error"],
+        **counts,
+        files=files,
+        tests_passed=result["tests_passed"],
     )
     return {"result": result}
 
@@ -262,6 +286,10 @@ def build_domain_graph(name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_node("finish", finish)
     builder.add_edge(START, "prepare")
     for current, following in zip(order, [*order[1:], "finish"], strict=True):
-        builder.add_conditional_edges(current, _next(following), [following, "finish"] if following != "finish" else ["finish"])
+        builder.add_conditional_edges(
+            current,
+            _next(following),
+            [following, "finish"] if following != "finish" else ["finish"],
+        )
     builder.add_edge("finish", END)
     return builder.compile(checkpointer=False, name=f"domain:{name}")

@@ -7,6 +7,7 @@ later. A failed job is never merged without an explicit override.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ def review_summary(state: ParallelState) -> dict[str, Any]:
     """What the reviewer is shown at the interrupt."""
     return {
         "question": f"Merge {state['session_branch']} into {state['base_branch']}?",
-        "how_to_answer": "resume with 'approve' or 'reject' (or {'approve': True, 'override': True})",
+        "how_to_answer": (
+            "resume with 'approve' or 'reject' (or {'approve': True, 'override': True})"
+        ),
         "job_id": state["job_id"],
         "status": state.get("status"),
         "target_branch": state["base_branch"],
@@ -46,7 +49,9 @@ def review_summary(state: ParallelState) -> dict[str, Any]:
     }
 
 
-def _merge_state(state: ParallelState, status: str, message: str, commit: str | None = None) -> MergeState:
+def _merge_state(
+    state: ParallelState, status: str, message: str, commit: str | None = None
+) -> MergeState:
     return {
         "status": status,  # type: ignore[typeddict-item]
         "target_branch": state.get("base_branch", ""),
@@ -67,32 +72,42 @@ async def cleanup_merged_job(manager: WorktreeManager, state: ParallelState) -> 
     """Remove the session worktree and every job branch contained in the base branch."""
     session = state.get("session_worktree")
     if session:
-        try:
+        with contextlib.suppress(UnmergedWorkError):
             await manager.remove_worktree(Path(session))
-        except UnmergedWorkError:
-            pass
     refs = await git(
-        "for-each-ref", "--format=%(refname:strip=2)", f"refs/heads/treefork/{state['job_id']}/",
+        "for-each-ref",
+        "--format=%(refname:strip=2)",
+        f"refs/heads/treefork/{state['job_id']}/",
         cwd=manager.repo.root,
     )
     registered = set((await manager.registered_worktrees()).values())
     for branch in refs.lines:
         if branch in registered:
             continue  # still checked out somewhere (a kept worktree)
-        try:
+        # Unmerged work (a failed agent's branch) is never deleted.
+        with contextlib.suppress(UnmergedWorkError):
             await manager.delete_branch(branch, merged_into=state["base_branch"])
-        except UnmergedWorkError:
-            pass  # unmerged work (a failed agent's branch) is never deleted
     await manager.remove_job_folder_if_empty()
 
 
 async def _has_work(repo: RepositoryInfo, state: ParallelState) -> bool:
-    session_head = await git("rev-parse", "--verify", "-q", f"refs/heads/{state['session_branch']}", cwd=repo.root, check=False)
+    session_head = await git(
+        "rev-parse",
+        "--verify",
+        "-q",
+        f"refs/heads/{state['session_branch']}",
+        cwd=repo.root,
+        check=False,
+    )
     if session_head.returncode != 0:
         return False
     contained = await git(
-        "merge-base", "--is-ancestor", session_head.stdout.strip(), f"refs/heads/{state['base_branch']}",
-        cwd=repo.root, check=False,
+        "merge-base",
+        "--is-ancestor",
+        session_head.stdout.strip(),
+        f"refs/heads/{state['base_branch']}",
+        cwd=repo.root,
+        check=False,
     )
     return contained.returncode != 0
 
@@ -113,12 +128,18 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     checkout), conflict, nothing_to_merge or skipped (no domain chosen).
     """
     if state.get("status") == "skipped" or not state.get("domains"):
-        return {"merge": _merge_state(state, "skipped", state.get("routing_message") or "no domain was chosen")}
+        return {
+            "merge": _merge_state(
+                state, "skipped", state.get("routing_message") or "no domain was chosen"
+            )
+        }
     repo = await open_repository(state["repo"], state["base_branch"])
     home = await anyio.to_thread.run_sync(treefork_home, settings.home)
     manager = WorktreeManager(repo, state["job_id"], home)
     writer = stream_writer_or_none()
-    emitter = Emitter(state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
+    emitter = Emitter(
+        state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
+    )
     merge_steps = MergeSteps(state, settings, emitter)
     store = None
     if settings.store is not None:
@@ -129,7 +150,9 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
     merge = await _review(state, settings, repo, manager, merge_steps)
     merge = _merged_before(state, merge, session_tip)
     await recorder.record_job(
-        merge_status=merge["status"], merge_commit=merge["commit"], merge_message=merge["message"],
+        merge_status=merge["status"],
+        merge_commit=merge["commit"],
+        merge_message=merge["message"],
         finished_at=time.time(),
     )
     emitter.emit("merge_review", **merge)
@@ -150,9 +173,13 @@ def _job_record(state: ParallelState) -> dict[str, Any]:
         "budget": state.get("budget"),
     }
     return {
-        "status": state.get("status") or "running", "summary": summary, "repo": state.get("repo"),
-        "task": state.get("task"), "base_branch": state.get("base_branch"),
-        "base_commit": state.get("base_commit"), "session_branch": state.get("session_branch"),
+        "status": state.get("status") or "running",
+        "summary": summary,
+        "repo": state.get("repo"),
+        "task": state.get("task"),
+        "base_branch": state.get("base_branch"),
+        "base_commit": state.get("base_commit"),
+        "session_branch": state.get("session_branch"),
     }
 
 
@@ -176,8 +203,20 @@ async def _review(
 ) -> MergeState:
     if not await _has_work(repo, state):
         await cleanup_merged_job(manager, state)
-        return _merge_state(state, "nothing_to_merge", "the job changed nothing that the base branch lacks")
-    decision = await _decide(state, settings)
+        return _merge_state(
+            state, "nothing_to_merge", "the job changed nothing that the base branch lacks"
+        )
+    stop = _why_not_merge(state, await _decide(state, settings))
+    if stop is not None:
+        return stop
+    failed_step = await merge_steps()
+    if failed_step:
+        return _merge_state(state, "refused", f"{failed_step}; {_later_hint(state)}")
+    return await _merge(state, repo, manager)
+
+
+def _why_not_merge(state: ParallelState, decision: Decision | str) -> MergeState | None:
+    """The outcome when the reviewer's answer (or the job) rules the merge out, else None."""
     if isinstance(decision, str):
         return _merge_state(state, "refused", f"{decision}; {_later_hint(state)}")
     if not decision.approve:
@@ -185,21 +224,30 @@ async def _review(
     blocked = merge_block_reason(str(state.get("status")), decision)
     if blocked:
         return _merge_state(state, "refused", f"{blocked}; {_later_hint(state)}")
-    failed_step = await merge_steps()
-    if failed_step:
-        return _merge_state(state, "refused", f"{failed_step}; {_later_hint(state)}")
+    return None
+
+
+async def _merge(
+    state: ParallelState, repo: RepositoryInfo, manager: WorktreeManager
+) -> MergeState:
     try:
         # Under the repository lock: another job may be merging into the same checkout.
         async with manager.lock.hold():
             result = await merge_into_checked_out_branch(
-                repo.root, state["base_branch"], state["session_branch"],
+                repo.root,
+                state["base_branch"],
+                state["session_branch"],
                 f"treefork: merge job {state['job_id']}\n\nTask: {state.get('task', '')}",
             )
     except MergeRefusedError as refused:
         status = "conflict" if "conflicts" in refused.reason else "refused"
         return _merge_state(state, status, f"{refused}; {_later_hint(state)}")
-    try:
+    # The merge happened; leftovers are for `treefork worktree gc`.
+    with contextlib.suppress(TreeforkError):
         await cleanup_merged_job(manager, state)
-    except TreeforkError:
-        pass  # the merge happened; leftovers are for `treefork worktree gc`
-    return _merge_state(state, "merged", f"merged into {state['base_branch']} as {result.commit[:12]}", result.commit)
+    return _merge_state(
+        state,
+        "merged",
+        f"merged into {state['base_branch']} as {result.commit[:12]}",
+        result.commit,
+    )

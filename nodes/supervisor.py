@@ -31,7 +31,9 @@ def _validated_input(state: ParallelState) -> tuple[str, str, str]:
         raise InputError("repo", "give the path of a git repository")
     job_id = state.get("job_id") or new_job_id()
     if not naming.is_valid_name(job_id):
-        raise InputError("job_id", f"{job_id!r} cannot be used in branch names (letters, digits, '.', '_', '-')")
+        raise InputError(
+            "job_id", f"{job_id!r} cannot be used in branch names (letters, digits, '.', '_', '-')"
+        )
     return task, repo, job_id
 
 
@@ -50,15 +52,21 @@ async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[s
     repo = await open_repository(repo_path, state.get("base_branch"))
     selection = await settings.analyzer.select(task, settings.specs())
     defined = {domain.name for domain in settings.domains}
-    choices = [{"name": name, "reason": reason} for name, reason in selection.choices if name in defined]
+    choices = [
+        {"name": name, "reason": reason} for name, reason in selection.choices if name in defined
+    ]
     budget = BudgetTracker(settings.budget)
     budget.record(selection.usage)
     message = None
     if not choices:
         message = selection.note or "no domain matched the task"
     writer = stream_writer_or_none()
-    emitter = Emitter(job_id, [writer, *settings.event_sinks] if writer else list(settings.event_sinks))
-    emitter.emit("job_start", task=task, repo=str(repo.root), base_branch=repo.branch, base_commit=repo.head)
+    emitter = Emitter(
+        job_id, [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
+    )
+    emitter.emit(
+        "job_start", task=task, repo=str(repo.root), base_branch=repo.branch, base_commit=repo.head
+    )
     emitter.emit("routing", domains=choices, analyzer=selection.analyzer, note=selection.note)
     return {
         "task": task,

@@ -10,7 +10,7 @@ at the boundary (``raise ... from``), never leaked.
     ├── DefinitionError          invalid domains / steps given to build_graph (lists every problem)
     ├── InputError               invalid graph input (task, repo, job id, resume value)
     ├── WorkflowError            invalid workflow file (lists every problem with file:line:column)
-    ├── RepositoryError          the user's repository cannot be used (not a repo, detached HEAD, ...)
+    ├── RepositoryError          the user's repository cannot be used (not a repo, detached, ...)
     ├── GitError                 a git command failed (command, cwd, exit code, stderr)
     │   └── MergeConflictError   a merge would conflict (paths named); nothing was changed
     ├── WorktreeError            a worktree could not be created, reset or removed
@@ -119,9 +119,7 @@ class RepositoryError(TreeforkError):
 class GitError(TreeforkError):
     """A git command failed."""
 
-    def __init__(
-        self, args: Sequence[str], cwd: str | Path, returncode: int, stderr: str
-    ) -> None:
+    def __init__(self, args: Sequence[str], cwd: str | Path, returncode: int, stderr: str) -> None:
         self.command = tuple(args)
         self.cwd = str(cwd)
         self.returncode = returncode
@@ -243,9 +241,7 @@ class BudgetExceededError(TreeforkError):
 class MergeRefusedError(TreeforkError):
     """Merge review refused to merge into the user's branch; nothing was changed."""
 
-    def __init__(
-        self, target_branch: str, reason: str, paths: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, target_branch: str, reason: str, paths: Sequence[str] = ()) -> None:
         self.target_branch = target_branch
         self.reason = reason
         self.paths = tuple(paths)
@@ -269,7 +265,9 @@ class JobLockedError(JobError):
         self.lock_path = str(lock_path)
         self.holder_pid = holder_pid
         holder = f"process {holder_pid}" if holder_pid else "another process"
-        super().__init__(job_id, f"is running in {holder} (lock {self.lock_path}); nothing was changed")
+        super().__init__(
+            job_id, f"is running in {holder} (lock {self.lock_path}); nothing was changed"
+        )
 
 
 class StoreError(TreeforkError):

@@ -19,8 +19,8 @@ from treefork.events import EventSink
 from treefork.nodes import aggregator, build_domain_graph, dispatcher, merge_review, supervisor
 from treefork.settings import GraphSettings
 from treefork.state import ParallelState
-from treefork.store import EventLog, JobStore, StoreRef
 from treefork.steps import Step
+from treefork.store import EventLog, JobStore, StoreRef
 
 __all__ = ("build_graph",)
 
@@ -30,7 +30,9 @@ def _budget(budget: Budget | dict[str, Any] | None) -> Budget | None:
         return budget
     unknown = set(budget) - {"tokens", "cost", "agent_runs"}
     if unknown:
-        raise DefinitionError([Problem("budget", f"unknown keys {sorted(unknown)}; use tokens, cost, agent_runs")])
+        raise DefinitionError(
+            [Problem("budget", f"unknown keys {sorted(unknown)}; use tokens, cost, agent_runs")]
+        )
     return Budget(**budget)
 
 
@@ -127,7 +129,9 @@ def build_graph(
         merge_env=dict(merge_env or {}),
     )
     domain_graphs = {domain.name: build_domain_graph(domain.name) for domain in domains}
-    builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(ParallelState)
+    builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(
+        ParallelState
+    )
     builder.add_node("supervisor", functools.partial(supervisor, settings=settings))
     builder.add_node(
         "dispatcher", functools.partial(dispatcher, settings=settings, domain_graphs=domain_graphs)

@@ -93,5 +93,7 @@ def runtime_from(config: RunnableConfig) -> JobRuntime:
     """The job runtime a domain sub-graph was given."""
     runtime = (config.get("configurable") or {}).get(RUNTIME_KEY)
     if not isinstance(runtime, JobRuntime):
-        raise RuntimeError("domain sub-graphs run inside the dispatcher, which provides the runtime")
+        raise RuntimeError(
+            "domain sub-graphs run inside the dispatcher, which provides the runtime"
+        )
     return runtime

@@ -156,9 +156,9 @@ async def _update_checkpoint(
     workflow: Any, options: dict[str, Any], store: JobStore, home: Path, job_id: str
 ) -> None:
     """Put the job's fresh aggregate into its checkpoint so that merge review asks again."""
-    from langgraph.types import Overwrite  # noqa: PLC0415 (the engine loads for this command only)
+    from langgraph.types import Overwrite
 
-    from treefork.nodes.aggregator import aggregator  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.nodes.aggregator import aggregator
 
     async with _checkpointer(options["checkpointer"], home) as saver:
         compiled = compile_workflow(workflow, {**options, "yes": False}, saver, [], store)
@@ -173,7 +173,7 @@ async def _update_checkpoint(
 
 
 def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
-    from treefork.nodes.aggregator import aggregator  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.nodes.aggregator import aggregator
 
     results = {
         row["domain"]: row["result"] for row in store.domains(job["job_id"]) if row["result"]
@@ -201,10 +201,10 @@ def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
 async def _retry(
     workflow: Any, options: dict[str, Any], job: dict[str, Any], items: dict[str, list[str]]
 ) -> dict[str, DomainResult]:
-    from treefork.core.routing import RuleAnalyzer  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.nodes import build_domain_graph  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.phases.retry import retry_dead_letters  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.settings import GraphSettings  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.core.routing import RuleAnalyzer
+    from treefork.nodes import build_domain_graph
+    from treefork.phases.retry import retry_dead_letters
+    from treefork.settings import GraphSettings
 
     home = treefork_home()
     job_id = job["job_id"]

@@ -44,7 +44,7 @@ __all__ = ("merge",)
 
 
 async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str, Any]:
-    from langgraph.types import Command  # noqa: PLC0415 (the engine loads for this command only)
+    from langgraph.types import Command
 
     workflow = job_workflow(job)
     options = job_options(job)
@@ -71,10 +71,10 @@ async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str
 
 
 async def _merge_directly(store: JobStore, job: dict[str, Any], override: bool) -> dict[str, Any]:
-    from treefork.git.merge import merge_into_checked_out_branch  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.git.repository import open_repository  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.git.worktrees import WorktreeManager  # noqa: PLC0415 (the engine loads for this command only)
-    from treefork.nodes.merge_review import cleanup_merged_job  # noqa: PLC0415 (the engine loads for this command only)
+    from treefork.git.merge import merge_into_checked_out_branch
+    from treefork.git.repository import open_repository
+    from treefork.git.worktrees import WorktreeManager
+    from treefork.nodes.merge_review import cleanup_merged_job
 
     if job["status"] == "running":
         raise JobError(job["job_id"], "has not finished; resume it first")

@@ -44,7 +44,7 @@ def read_events_file(path: Path) -> list[dict[str, Any]]:
 
 def _from_store(home: Path, job_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     try:
-        from treefork.store import STORE_FILE, JobStore  # noqa: PLC0415 (optional here)
+        from treefork.store import STORE_FILE, JobStore
     except ImportError:  # a treefork without the job store: the event log alone
         return None, []
     if not (home / STORE_FILE).is_file():
@@ -80,7 +80,7 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report of a job: timeline, budget, failures, graph."""
-    from treefork.report import write_report  # noqa: PLC0415 (plotly loads for this command only)
+    from treefork.report import write_report
 
     home = treefork_home()
     if events_file is not None:

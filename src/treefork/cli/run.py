@@ -103,7 +103,11 @@ def graph(
     from treefork.graph import build_graph
     from treefork.steps import Shell
 
-    domains = _load(file).domains if file else [Domain("domain", map=Map(input=[], agent=[Shell("true")]))]
+    domains = (
+        _load(file).domains
+        if file
+        else [Domain("domain", map=Map(input=[], agent=[Shell("true")]))]
+    )
     compiled = build_graph(domains)
     print(compiled.get_graph().draw_mermaid())
 
@@ -181,7 +185,11 @@ def _decide_interactively(summary: dict[str, Any], console: Console) -> Any:
         if Confirm.ask("The job failed. Merge anyway (override)?", default=False, console=console):
             return {"approve": True, "override": True}
         return "reject"
-    return "approve" if Confirm.ask(f"Merge into {summary['target_branch']}?", default=True, console=console) else "reject"
+    return (
+        "approve"
+        if Confirm.ask(f"Merge into {summary['target_branch']}?", default=True, console=console)
+        else "reject"
+    )
 
 
 def compile_workflow(
@@ -291,13 +299,23 @@ def _exit_code(state: dict[str, Any]) -> int:
 def run(
     file: Path = typer.Argument(..., help="Workflow file (Prodigy MapReduce or treefork format)."),
     repo: Path = typer.Option(Path("."), "--repo", help="The git repository to work on."),
-    task: str = typer.Option(None, "--task", help="The task (default: the workflow's task or name)."),
-    max_parallel: int = typer.Option(None, "--max-parallel", min=1, help="Agents at once, all domains."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Merge without asking (never a failed job)."),
+    task: str = typer.Option(
+        None, "--task", help="The task (default: the workflow's task or name)."
+    ),
+    max_parallel: int = typer.Option(
+        None, "--max-parallel", min=1, help="Agents at once, all domains."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Merge without asking (never a failed job)."
+    ),
     no_merge: bool = typer.Option(False, "--no-merge", help="Stop before merging; merge later."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout at the end."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object on stdout at the end."
+    ),
     job_id: str = typer.Option(None, "--job-id", help="Job id (default: generated)."),
-    checkpointer: str = typer.Option(None, "--checkpointer", help="postgres://... or sqlite:///path."),
+    checkpointer: str = typer.Option(
+        None, "--checkpointer", help="postgres://... or sqlite:///path."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Log every command and show tracebacks."),
 ) -> None:
     """Run a workflow file on a repository."""
@@ -309,9 +327,15 @@ def run(
     workflow = _load(file)
     console = Console(stderr=as_json)
     options = {
-        "repo": _repository_path(repo), "task": task or workflow.task or workflow.name,
-        "max_parallel": max_parallel, "yes": yes, "no_merge": no_merge, "json": as_json,
-        "job_id": job_id, "checkpointer": checkpointer, "workflow_path": str(file.resolve()),
+        "repo": _repository_path(repo),
+        "task": task or workflow.task or workflow.name,
+        "max_parallel": max_parallel,
+        "yes": yes,
+        "no_merge": no_merge,
+        "json": as_json,
+        "job_id": job_id,
+        "checkpointer": checkpointer,
+        "workflow_path": str(file.resolve()),
     }
     state = _run_job(workflow, options, console)
     if as_json:

@@ -11,7 +11,9 @@ from treefork.runtime import JobRuntime
 __all__ = ("merge_domain_into_session", "retire_domain_worktree")
 
 
-async def merge_domain_into_session(runtime: JobRuntime, domain: str, domain_head: str) -> MergeResult:
+async def merge_domain_into_session(
+    runtime: JobRuntime, domain: str, domain_head: str
+) -> MergeResult:
     """Merge a domain's head into the session branch (one domain at a time).
 
     Raises:
@@ -20,7 +22,9 @@ async def merge_domain_into_session(runtime: JobRuntime, domain: str, domain_hea
     """
     async with runtime.session_lock:
         result = await merge_into_branch(
-            runtime.repo.root, runtime.session_branch, domain_head,
+            runtime.repo.root,
+            runtime.session_branch,
+            domain_head,
             f"treefork: merge domain {domain} into session",
         )
     runtime.emitter.emit("merge", domain=domain, into=runtime.session_branch, commit=result.commit)

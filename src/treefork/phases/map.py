@@ -97,7 +97,11 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
     commit was not merged yet is merged without running it.
     """
     planned = await plan_items(
-        run.runtime, run.domain, items, domain_branch=run.branch, base_commit=run.base_commit,
+        run.runtime,
+        run.domain,
+        items,
+        domain_branch=run.branch,
+        base_commit=run.base_commit,
         retry=run.retry,
     )
     to_run = await _settle_recorded(run, planned)
@@ -191,8 +195,13 @@ async def _settle_recorded(run: MapRun, planned: Sequence[PlannedItem]) -> list[
             result = await _merge_recorded(run, item.work, result, item.head, adopt=adopt)
         _count(run, result)
         run.runtime.emitter.emit(
-            "agent_end", domain=run.domain.name, item=item.work.item_id, status=result["status"],
-            error=result["error"], files=result["files"], resumed=action,
+            "agent_end",
+            domain=run.domain.name,
+            item=item.work.item_id,
+            status=result["status"],
+            error=result["error"],
+            files=result["files"],
+            resumed=action,
         )
     return to_run
 
@@ -211,7 +220,10 @@ async def _merge_recorded(
             result["error"] = str(conflict)
             result["conflict_paths"] = list(conflict.paths)
             await run.runtime.recorder.agent_finished(
-                run.domain.name, result, merge="conflict", head=head,
+                run.domain.name,
+                result,
+                merge="conflict",
+                head=head,
                 dead_letter=run.domain.error_policy.on_item_failure != "skip",
             )
             return result
@@ -269,7 +281,10 @@ async def _run_item(
     result["finished_at"] = time.time()
     # Recorded before agent_end is emitted: once the event is out, a resume never reruns it.
     await run.runtime.recorder.agent_finished(
-        run.domain.name, result, merge=_merge_outcome(result), head=_head(result),
+        run.domain.name,
+        result,
+        merge=_merge_outcome(result),
+        head=_head(result),
         dead_letter=run.domain.error_policy.on_item_failure != "skip",
     )
     emitter.emit(
@@ -304,8 +319,12 @@ async def _attempt(
     branch = _agent_branch(run, work, attempt) if isolated else None
     # Recorded before the branch exists: a resume then knows whose branch it finds.
     await run.runtime.recorder.agent_started(
-        run.domain.name, item_id=work.item_id, item_index=work.index, item=work.value,
-        attempt=attempt, branch=branch,
+        run.domain.name,
+        item_id=work.item_id,
+        item_index=work.index,
+        item=work.value,
+        attempt=attempt,
+        branch=branch,
     )
     if pool is None or branch is None:
         return await _attempt_in_domain_worktree(run, work, total)
@@ -345,8 +364,13 @@ async def _run_agent_steps(
 
 
 async def _finish_attempt(
-    run: MapRun, pool: AgentPool, work: WorkItem, worktree: Worktree, outcome: StepsOutcome,
-    *, attempt: int,
+    run: MapRun,
+    pool: AgentPool,
+    work: WorkItem,
+    worktree: Worktree,
+    outcome: StepsOutcome,
+    *,
+    attempt: int,
 ) -> AgentResult:
     assert worktree.branch is not None
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
@@ -355,11 +379,18 @@ async def _finish_attempt(
     if not outcome.ok:
         await pool.release(worktree, reusable=clean)
         error = str(outcome.error) if outcome.error else "failed"
-        return _result(work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage)
+        return _result(
+            work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage
+        )
     head = changes.head or run.base_commit
     commits, files = list(changes.commits), list(changes.files)
     result = _result(
-        work, output_tail=outcome.output_tail, branch=worktree.branch, commits=commits, files=files, **usage
+        work,
+        output_tail=outcome.output_tail,
+        branch=worktree.branch,
+        commits=commits,
+        files=files,
+        **usage,
     )
     if not commits:
         result["status"] = "succeeded"
@@ -377,7 +408,10 @@ async def _finish_attempt(
         await _merge_agent(run, work, head, base=run.base_commit if changes.on_base else None)
     except MergeConflictError as conflict:
         run.runtime.emitter.emit(
-            "conflict", domain=run.domain.name, item=work.item_id, paths=list(conflict.paths),
+            "conflict",
+            domain=run.domain.name,
+            item=work.item_id,
+            paths=list(conflict.paths),
             branch=worktree.branch,
         )
         result["error"] = str(conflict)
@@ -472,14 +506,21 @@ async def _drop_read_only_commits(run: MapRun) -> None:
         dropped = await run.runtime.worktrees.move_back(run.worktree, run.base_commit)
     except TreeforkError as error:
         run.runtime.emitter.emit(
-            "worktree", action="kept_commits", domain=run.domain.name, path=str(run.worktree),
+            "worktree",
+            action="kept_commits",
+            domain=run.domain.name,
+            path=str(run.worktree),
             reason=f"read-only agents committed, and undoing it failed: {error}",
         )
         return
     if dropped is not None:
         run.runtime.emitter.emit(
-            "worktree", action="dropped_commits", domain=run.domain.name, path=str(run.worktree),
-            reason="read-only agents (isolation none) may not commit", head=dropped,
+            "worktree",
+            action="dropped_commits",
+            domain=run.domain.name,
+            path=str(run.worktree),
+            reason="read-only agents (isolation none) may not commit",
+            head=dropped,
         )
 
 

@@ -40,7 +40,9 @@ def map_summary(results: Mapping[str, AgentResult]) -> dict[str, Any]:
     }
 
 
-def _context(runtime: JobRuntime, domain: Domain, worktree: Path, phase: str, variables: dict[str, Any]) -> StepContext:
+def _context(
+    runtime: JobRuntime, domain: Domain, worktree: Path, phase: str, variables: dict[str, Any]
+) -> StepContext:
     return StepContext(
         phase=phase,
         domain=domain.name,
@@ -57,7 +59,9 @@ async def run_reduce(
     runtime: JobRuntime, domain: Domain, worktree: Path, variables: dict[str, Any]
 ) -> StepsOutcome:
     """Run the reduce steps in the domain worktree (with the agents' work checked out)."""
-    outcome = await run_steps(domain.reduce, _context(runtime, domain, worktree, "reduce", variables))
+    outcome = await run_steps(
+        domain.reduce, _context(runtime, domain, worktree, "reduce", variables)
+    )
     runtime.budget.record(outcome.usage)
     return outcome
 
