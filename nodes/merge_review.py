@@ -19,10 +19,10 @@ from treefork.core.review import Decision, merge_block_reason, parse_decision
 from treefork.errors import MergeRefusedError, TreeforkError, UnmergedWorkError
 from treefork.events import Emitter, stream_writer_or_none
 from treefork.git.command import git
-from treefork.git.merge import merge_into_checked_out_branch
 from treefork.git.repository import RepositoryInfo, open_repository
 from treefork.git.worktrees import WorktreeManager
 from treefork.home import treefork_home
+from treefork.phases.integrate import merge_session_into_base, refusal_status
 from treefork.phases.merge import MergeSteps
 from treefork.settings import GraphSettings
 from treefork.state import MergeState, ParallelState
@@ -231,17 +231,14 @@ async def _merge(
     state: ParallelState, repo: RepositoryInfo, manager: WorktreeManager
 ) -> MergeState:
     try:
-        # Under the repository lock: another job may be merging into the same checkout.
-        async with manager.lock.hold():
-            result = await merge_into_checked_out_branch(
-                repo.root,
-                state["base_branch"],
-                state["session_branch"],
-                f"treefork: merge job {state['job_id']}\n\nTask: {state.get('task', '')}",
-            )
+        result = await merge_session_into_base(
+            manager,
+            base_branch=state["base_branch"],
+            session_branch=state["session_branch"],
+            task=state.get("task", ""),
+        )
     except MergeRefusedError as refused:
-        status = "conflict" if "conflicts" in refused.reason else "refused"
-        return _merge_state(state, status, f"{refused}; {_later_hint(state)}")
+        return _merge_state(state, refusal_status(refused), f"{refused}; {_later_hint(state)}")
     # The merge happened; leftovers are for `treefork worktree gc`.
     with contextlib.suppress(TreeforkError):
         await cleanup_merged_job(manager, state)

@@ -2,20 +2,14 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakechat import ToolCallingFakeModel
 from gitutil import make_repo, run_git
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import Field
+from langchain_core.messages import AIMessage, ToolMessage
 
 from treefork.agents import agent_tools, llm_agent
 from treefork.agents.llm import task_message
@@ -24,27 +18,6 @@ from treefork.errors import StepError
 from treefork.steps import AgentContext, AgentStep, Usage
 
 BRANCH = "treefork/job-1/docs/item-1"
-
-
-class ToolCallingFakeModel(GenericFakeChatModel):
-    """LangChain's generic fake chat model, able to bind tools; remembers what it was sent."""
-
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-    bound_tools: list[dict[str, Any]] = Field(default_factory=list)
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        self.bound_tools.extend(convert_to_openai_tool(tool) for tool in tools)
-        return self.bind(**kwargs)
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        self.seen.append(list(messages))
-        return super()._generate(messages, *args, **kwargs)
 
 
 def call(name: str, tokens: tuple[int, int] = (0, 0), **args: Any) -> AIMessage:

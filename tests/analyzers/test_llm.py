@@ -1,18 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from fakechat import ToolCallingFakeModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import Field
 
 from treefork.analyzers import LLMAnalyzer
 from treefork.core.pricing import Price
@@ -23,27 +18,6 @@ DOMAINS = (
     DomainSpec("payments", ("invoice", "refund"), ("src/payments/**",), "Billing"),
     DomainSpec("profile", ("avatar",), ("src/profile/**",), "User profile pages"),
 )
-
-
-class ToolCallingFakeModel(GenericFakeChatModel):
-    """LangChain's generic fake chat model, able to bind tools (and so structured output)."""
-
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-    bound_tools: list[dict[str, Any]] = Field(default_factory=list)
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        self.bound_tools.extend(convert_to_openai_tool(tool) for tool in tools)
-        return self.bind(**kwargs)
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        self.seen.append(messages)
-        return super()._generate(messages, *args, **kwargs)
 
 
 class FailingModel(ToolCallingFakeModel):

@@ -71,10 +71,10 @@ async def _merge_through_review(job: dict[str, Any], override: bool) -> dict[str
 
 
 async def _merge_directly(store: JobStore, job: dict[str, Any], override: bool) -> dict[str, Any]:
-    from treefork.git.merge import merge_into_checked_out_branch
     from treefork.git.repository import open_repository
     from treefork.git.worktrees import WorktreeManager
     from treefork.nodes.merge_review import cleanup_merged_job
+    from treefork.phases.integrate import merge_session_into_base, refusal_status
 
     if job["status"] == "running":
         raise JobError(job["job_id"], "has not finished; resume it first")
@@ -88,16 +88,14 @@ async def _merge_directly(store: JobStore, job: dict[str, Any], override: bool) 
     repo = await open_repository(job["repo"], job["base_branch"])
     manager = WorktreeManager(repo, job["job_id"], treefork_home())
     try:
-        async with manager.lock.hold():
-            result = await merge_into_checked_out_branch(
-                repo.root,
-                job["base_branch"],
-                job["session_branch"],
-                f"treefork: merge job {job['job_id']}\n\nTask: {job.get('task') or ''}",
-            )
+        result = await merge_session_into_base(
+            manager,
+            base_branch=job["base_branch"],
+            session_branch=job["session_branch"],
+            task=job.get("task") or "",
+        )
     except MergeRefusedError as refused:
-        status = "conflict" if "conflicts" in refused.reason else "refused"
-        return {**merge, "status": status, "commit": None, "message": str(refused)}
+        return {**merge, "status": refusal_status(refused), "commit": None, "message": str(refused)}
     session = str(manager.root / "session")
     await cleanup_merged_job(manager, {**job, "session_worktree": session})  # type: ignore[typeddict-item]
     message = f"merged into {job['base_branch']} as {result.commit[:12]}"

@@ -1,14 +1,22 @@
-"""Integration: a finished domain's branch merges into the session branch."""
+"""Integration: a finished domain merges into the session branch, and an approved job's
+session branch into the user's branch."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from treefork.errors import TreeforkError
-from treefork.git.merge import MergeResult, merge_into_branch
+from treefork.errors import MergeRefusedError, TreeforkError
+from treefork.git.merge import MergeResult, merge_into_branch, merge_into_checked_out_branch
+from treefork.git.worktrees import WorktreeManager
 from treefork.runtime import JobRuntime
 
-__all__ = ("merge_domain_into_session", "retire_domain_worktree")
+__all__ = (
+    "merge_domain_into_session",
+    "merge_session_into_base",
+    "refusal_status",
+    "retire_domain_worktree",
+)
 
 
 async def merge_domain_into_session(
@@ -46,3 +54,28 @@ async def retire_domain_worktree(runtime: JobRuntime, worktree: Path) -> str | N
         return str(worktree)
     runtime.emitter.emit("worktree", action="removed", path=str(worktree))
     return None
+
+
+async def merge_session_into_base(
+    manager: WorktreeManager, *, base_branch: str, session_branch: str, task: str
+) -> MergeResult:
+    """Merge a job's session branch into the user's branch (merge review and ``treefork merge``).
+
+    Held under the repository lock: another job may be merging into the same checkout.
+
+    Raises:
+        MergeRefusedError: Conflicts, or uncommitted changes touching merged files; nothing
+            was changed.
+    """
+    async with manager.lock.hold():
+        return await merge_into_checked_out_branch(
+            manager.repo.root,
+            base_branch,
+            session_branch,
+            f"treefork: merge job {manager.job_id}\n\nTask: {task}",
+        )
+
+
+def refusal_status(refused: MergeRefusedError) -> Literal["conflict", "refused"]:
+    """How a refused final merge is reported."""
+    return "conflict" if "conflicts" in refused.reason else "refused"
