@@ -112,14 +112,18 @@ def _has_rows(home: Path, sql: str) -> bool:
         return False
 
 
-def _kill_at(home: Path, job: str, process: subprocess.Popen[str], count: int) -> None:
+def _kill_at(
+    home: Path, job: str, process: subprocess.Popen[str], count: int, errors: Path
+) -> None:
     wait_until(
         lambda: event_count(home, job) >= count or process.poll() is not None,
         what=f"{count} events",
     )
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert process.returncode == -signal.SIGKILL, "the job ended before the kill point"
+    assert process.returncode == -signal.SIGKILL, (
+        f"the job ended before the kill point: {errors.read_text()[-2000:]}"
+    )
 
 
 def _kill_and_resume(
@@ -129,8 +133,10 @@ def _kill_and_resume(
     repo = shutil.copytree(pristine, base / name / "repo")
     log = base / name / "agents.log"
     flow = mapreduce_workflow(base / name / "flow.yml", log, ITEMS, sleep=0.15)
-    process = start(home, "run", flow, "--repo", repo, "--yes", "--job-id", name)
-    _kill_at(home, name, process, kill_after)
+    errors = base / name / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = start(home, "run", flow, "--repo", repo, "--yes", "--job-id", name, stderr=stderr)
+        _kill_at(home, name, process, kill_after, errors)
     before, recorded = log_lines(log), recorded_items(home, name)
     setup_sql = "SELECT 1 FROM domains WHERE job_id = ? AND setup IS NOT NULL"
     setup_done = bool(store_rows(home, setup_sql, [name]))
