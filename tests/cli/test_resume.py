@@ -158,8 +158,8 @@ def test_killed_runs_resume_to_the_uninterrupted_tree_without_rerunning_recorded
     tree, reference = uninterrupted
     home = tmp_path / "home"
     # The kill points are independent jobs on their own repositories, sharing one home and
-    # its store: they run side by side.
-    with ThreadPoolExecutor(max_workers=len(KILL_POINTS)) as pool:
+    # its store: they run two at a time (tests/cli/test_concurrent.py covers concurrent jobs).
+    with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
             pool.submit(_kill_and_resume, home, tmp_path, pristine, name, kill_after=point(reference), tree=tree)
             for name, point in KILL_POINTS.items()
