@@ -240,6 +240,20 @@ def _resumed(runtime: JobRuntime, domain: str, phase: str, plan: PhasePlan) -> N
     runtime.emitter.emit("resume", domain=domain, phase=phase, action=action, reason=plan.reason)
 
 
+async def _carry_out(
+    runtime: JobRuntime, domain: str, phase: str, worktree: Path, plan: PhasePlan, *, clean: bool
+) -> bool:
+    """Perform a phase's resume plan; True when the recorded outcome is to be reused."""
+    if plan.run and plan.reset_to is None:
+        return False
+    _resumed(runtime, domain, phase, plan)
+    if plan.run:
+        assert plan.reset_to is not None
+        await reset_domain_worktree(runtime, worktree, plan.reset_to, clean=clean)
+        return False
+    return True
+
+
 async def resume_setup(runtime: JobRuntime, domain: str, worktree: Path) -> dict[str, Any] | None:
     """The state update of a setup that finished before, or None to run setup now.
 
@@ -250,12 +264,7 @@ async def resume_setup(runtime: JobRuntime, domain: str, worktree: Path) -> dict
         return None
     recorded = await runtime.recorder.domain(domain)
     plan = await setup_plan(runtime, worktree, recorded)
-    if plan.run and plan.reset_to is None:
-        return None
-    _resumed(runtime, domain, "setup", plan)
-    if plan.run:
-        assert plan.reset_to is not None
-        await reset_domain_worktree(runtime, worktree, plan.reset_to, clean=True)
+    if not await _carry_out(runtime, domain, "setup", worktree, plan, clean=True):
         return None
     assert recorded is not None
     facts = recorded["setup"]
@@ -315,12 +324,7 @@ async def resume_reduce(
         return None
     recorded = await runtime.recorder.domain(domain)
     plan = await reduce_plan(runtime, worktree, recorded, rerun=rerun)
-    if plan.run and plan.reset_to is None:
-        return None
-    _resumed(runtime, domain, "reduce", plan)
-    if plan.run:
-        assert plan.reset_to is not None
-        await reset_domain_worktree(runtime, worktree, plan.reset_to, clean=False)
+    if not await _carry_out(runtime, domain, "reduce", worktree, plan, clean=False):
         return None
     assert recorded is not None
     return dict(recorded["reduce"].get("variables") or {})

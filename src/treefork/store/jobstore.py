@@ -450,17 +450,11 @@ class JobStore:
         self, job_id: str | None = None, *, include_resolved: bool = False
     ) -> list[dict[str, Any]]:
         """Failed items (of one job, or of all), oldest first."""
-        conditions = ["1 = 1"]
-        parameters: list[Any] = []
-        if job_id is not None:
-            conditions.append("job_id = ?")
-            parameters.append(job_id)
-        if not include_resolved:
-            conditions.append("resolved_at IS NULL")
-        where = " AND ".join(conditions)
-        return self._query(
-            f"SELECT * FROM dlq WHERE {where} ORDER BY added_at, job_id, domain, item_index",
-            tuple(parameters),
+        return self._listing(
+            "dlq",
+            job_id,
+            None if include_resolved else "resolved_at IS NULL",
+            "added_at, job_id, domain, item_index",
         )
 
     # -- events --------------------------------------------------------------------------------
@@ -519,18 +513,21 @@ class JobStore:
         self, job_id: str | None = None, *, live_only: bool = False
     ) -> list[dict[str, Any]]:
         """Recorded worktrees and branches (of one job), oldest first."""
-        conditions = ["1 = 1"]
-        parameters: list[Any] = []
+        return self._listing(
+            "resources", job_id, "removed_at IS NULL" if live_only else None, "created_at, name"
+        )
+
+    def _listing(
+        self, table: str, job_id: str | None, condition: str | None, order: str
+    ) -> list[dict[str, Any]]:
+        """Rows of a table, of one job or of all, with an optional extra condition."""
+        conditions = ["1 = 1"] if condition is None else [condition]
+        parameters: tuple[Any, ...] = ()
         if job_id is not None:
             conditions.append("job_id = ?")
-            parameters.append(job_id)
-        if live_only:
-            conditions.append("removed_at IS NULL")
+            parameters = (job_id,)
         where = " AND ".join(conditions)
-        return self._query(
-            f"SELECT * FROM resources WHERE {where} ORDER BY created_at, name",
-            tuple(parameters),
-        )
+        return self._query(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", parameters)
 
 
 _JOBS_QUERY = """
