@@ -36,8 +36,8 @@ class BudgetTracker:
     exhausted: str | None = None
     """Why the budget stopped new agents, once it has."""
 
-    def try_start_agent(self) -> str | None:
-        """Count one agent run, or return why none may start."""
+    def refusal(self) -> str | None:
+        """Why no agent may start now (None: one may), without counting one."""
         if self.limit is not None:
             reason = exhausted_reason(
                 self.used,
@@ -48,8 +48,14 @@ class BudgetTracker:
             if reason is not None:
                 self.exhausted = reason
                 return reason
-        self.used = self.used.add(agent_runs=1)
         return None
+
+    def try_start_agent(self) -> str | None:
+        """Count one agent run, or return why none may start."""
+        reason = self.refusal()
+        if reason is None:
+            self.used = self.used.add(agent_runs=1)
+        return reason
 
     def record(self, usage: Usage) -> None:
         """Add tokens and cost an agent or analyzer spent."""

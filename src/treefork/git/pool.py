@@ -56,6 +56,7 @@ class AgentPool:
             new worktree is removed and the error reaches the agent.
         merged_into: The branch agents merge into; :meth:`close` deletes merged branches
             only if their work is reachable from it.
+        on_slot: Told the path of each new worktree once git registered it (to record it).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class AgentPool:
         include: Sequence[str] = (),
         on_create: OnCreate | None = None,
         merged_into: str | None = None,
+        on_slot: Callable[[Path], Awaitable[None]] | None = None,
     ) -> None:
         self.manager = manager
         self.domain = domain
@@ -74,6 +76,7 @@ class AgentPool:
         self.include = tuple(include)
         self.on_create = on_create
         self.merged_into = merged_into
+        self.on_slot = on_slot
         self.folder = manager.root / "agents" / domain
         self._idle: list[Path] = []
         self._slots = 0
@@ -100,6 +103,8 @@ class AgentPool:
             return Worktree(path, branch)
         path = await self._new_slot(base)
         try:
+            if self.on_slot is not None:
+                await self.on_slot(path)
             await self._switch(path, branch, base)
             await self._copy_included(path)
             if self.on_create is not None:

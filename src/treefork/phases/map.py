@@ -14,7 +14,6 @@ reason), never lost.
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +63,9 @@ class MapRun:
     its merge does not count."""
     retry: frozenset[str] = frozenset()
     """Item ids retried from the DLQ; every other recorded item keeps its result."""
+    worktrees: anyio.CapacityLimiter | None = None
+    """Agent worktrees in use at once: the running agents' and the spare ones made ready
+    for the next agents (see :func:`spare_worktrees`)."""
 
 
 def _result(work: WorkItem, **fields: Any) -> AgentResult:
@@ -112,9 +114,12 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
         include=run.domain.worktree_include,
         on_create=_worktree_hook(run),
         merged_into=run.branch,
+        on_slot=_slot_recorder(run),
     )
     run.running = anyio.CapacityLimiter(run.map.max_parallel)
-    # Twice as many workers as agents may run: while one waits for its merge, another runs.
+    run.worktrees = anyio.CapacityLimiter(run.map.max_parallel + spare_worktrees(run.map))
+    # Twice as many workers as agents may run: while some run, others get their worktrees
+    # ready or wait for their merges.
     pipelined = 2 if run.map.isolation == "worktree" else 1
     workers = min(pipelined * run.map.max_parallel, len(to_run))
     try:
@@ -132,23 +137,21 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
     return run.results
 
 
+def spare_worktrees(map_: Map) -> int:
+    """Agent worktrees made ready beyond ``max_parallel`` (none for read-only agents).
+
+    While ``max_parallel`` agents run, this many more workers switch a worktree to their
+    next agent's branch, so that an agent starts the moment a running one ends rather than
+    after a checkout: one spare per four agents that may run at once.
+    """
+    return map_.max_parallel // 4 if map_.isolation == "worktree" else 0
+
+
 async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> None:
     for planned in pending:
-        work = planned.work
-        assert run.running is not None
-        slots = _Slots((run.runtime.global_limiter, run.running))
-        await slots.take()
-        token = _slots.set(slots)
-        try:
-            reason = run.stopped or run.runtime.budget.try_start_agent()
-            if reason is not None:
-                await _record_skip(run, work, reason)
-                continue
-            result = await _run_item(run, pool, planned, total)
-        finally:
-            slots.give_back()
-            _slots.reset(token)
-        _count(run, result)
+        result = await _run_item(run, pool, planned, total)
+        if result is not None:
+            _count(run, result)
 
 
 @dataclass
@@ -171,8 +174,24 @@ class _Slots:
             self.limiters[self.held].release()
 
 
-_slots: contextvars.ContextVar[_Slots | None] = contextvars.ContextVar("slots", default=None)
-"""The slots of the agent the current worker runs."""
+@dataclass
+class _Prepared:
+    """An attempt made ready to run: its start recorded, its worktree switched to its
+    branch. Made while other agents still hold the running slots."""
+
+    attempt: int
+    branch: str | None = None
+    worktree: Worktree | None = None
+    error: str | None = None
+    """Why the worktree could not be made ready (the attempt fails with it)."""
+    permit: anyio.CapacityLimiter | None = None
+    """The worktree permit held until the worktree goes back to the pool."""
+
+    def let_go(self) -> None:
+        """Give back the worktree permit (no-op when none is held)."""
+        if self.permit is not None:
+            permit, self.permit = self.permit, None
+            permit.release()
 
 
 def _count(run: MapRun, result: AgentResult) -> None:
@@ -240,9 +259,15 @@ def _merge_outcome(result: AgentResult) -> str:
     return "conflict" if result["conflict_paths"] else "none"
 
 
-async def _record_skip(run: MapRun, work: WorkItem, reason: str) -> None:
+async def _record_skip(
+    run: MapRun, work: WorkItem, reason: str, prepared: _Prepared | None = None
+) -> None:
     run.results[work.item_id] = _result(work, status="skipped", skip_reason=reason)
     skipped = run.results[work.item_id]
+    if prepared is not None and prepared.branch is not None:
+        # Its start was recorded while it was made ready: end that attempt too.
+        attempt = {**skipped, "attempts": prepared.attempt, "branch": prepared.branch}
+        await run.runtime.recorder.attempt_finished(run.domain.name, attempt, head=None)
     await run.runtime.recorder.agent_finished(run.domain.name, skipped, merge="none")
     kind = "budget" if reason.startswith("budget") else "policy"
     run.runtime.emitter.emit(
@@ -258,25 +283,59 @@ def _budget_fields(run: MapRun) -> dict[str, Any]:
 
 
 async def _run_item(
-    run: MapRun, pool: AgentPool | None, planned: PlannedItem, total: int
-) -> AgentResult:
+    run: MapRun, pool: AgentPool, planned: PlannedItem, total: int
+) -> AgentResult | None:
+    """Run an item's attempts; None when it was skipped before any ran.
+
+    Each attempt is made ready (its worktree switched to its branch) before it waits for
+    the running slots, runs its steps holding them, and gives them back the moment its steps
+    end: reading what it did and merging it happen while the next agent runs.
+    """
     emitter = run.runtime.emitter
     work, plan = planned.work, planned.plan
-    started = time.time()
-    emitter.emit("agent_start", domain=run.domain.name, item=work.item_id, index=work.index)
+    assert run.running is not None
+    slots = _Slots((run.runtime.global_limiter, run.running))
+    started: float | None = None
     result: AgentResult | None = None
+    recorded = False
+    """Whether the last attempt's end is recorded already."""
     for attempt in range(plan.first_attempt, plan.last_attempt + 1):
-        if attempt > plan.first_attempt:
-            await _take_slots()  # given back while the previous attempt's merge waited
-            reason = run.runtime.budget.try_start_agent()
+        first = attempt == plan.first_attempt
+        # Looked at before a worktree is made ready, and asked again (counting the run)
+        # once the slots are held.
+        reason = (run.stopped if first else None) or run.runtime.budget.refusal()
+        prepared = None
+        try:
+            if reason is None:
+                prepared = await _prepare(run, pool, work, attempt)
+                await slots.take()
+                reason = (run.stopped if first else None) or run.runtime.budget.try_start_agent()
             if reason is not None:
+                slots.give_back()
+                if prepared is not None:
+                    await _abandon(run, pool, prepared)
+                if first:
+                    await _record_skip(run, work, reason, prepared)
+                    return None
                 break
-        result = await _attempt(run, pool, work, total, attempt)
+            if started is None:
+                started = time.time()
+                emitter.emit(
+                    "agent_start", domain=run.domain.name, item=work.item_id, index=work.index
+                )
+            assert prepared is not None
+            result = await _attempt(run, pool, work, total, prepared, slots=slots)
+        finally:
+            slots.give_back()
+            if prepared is not None:
+                prepared.let_go()
         result["attempts"] = attempt
-        await run.runtime.recorder.attempt_finished(run.domain.name, result, head=_head(result))
-        if result["status"] == "succeeded":
+        recorded = False
+        if result["status"] == "succeeded" or attempt == plan.last_attempt:
             break
-    assert result is not None
+        await run.runtime.recorder.attempt_finished(run.domain.name, result, head=_head(result))
+        recorded = True
+    assert result is not None and started is not None
     result["started_at"] = started
     result["finished_at"] = time.time()
     # Recorded before agent_end is emitted: once the event is out, a resume never reruns it.
@@ -286,6 +345,7 @@ async def _run_item(
         merge=_merge_outcome(result),
         head=_head(result),
         dead_letter=run.domain.error_policy.on_item_failure != "skip",
+        attempt=not recorded,
     )
     emitter.emit(
         "agent_end",
@@ -312,30 +372,63 @@ def _agent_branch(run: MapRun, work: WorkItem, attempt: int) -> str:
     return attempt_branch(run.runtime.job_id, run.domain.name, work, attempt)
 
 
-async def _attempt(
-    run: MapRun, pool: AgentPool | None, work: WorkItem, total: int, attempt: int
-) -> AgentResult:
-    isolated = pool is not None and run.map.isolation != "none"
-    branch = _agent_branch(run, work, attempt) if isolated else None
-    # Recorded before the branch exists: a resume then knows whose branch it finds.
-    await run.runtime.recorder.agent_started(
-        run.domain.name,
-        item_id=work.item_id,
-        item_index=work.index,
-        item=work.value,
-        attempt=attempt,
-        branch=branch,
-    )
-    if pool is None or branch is None:
-        return await _attempt_in_domain_worktree(run, work, total)
+async def _prepare(run: MapRun, pool: AgentPool, work: WorkItem, attempt: int) -> _Prepared:
+    """Make an attempt ready: record its start, take a worktree and switch it to the
+    attempt's new branch (read-only agents need neither)."""
+    if run.map.isolation == "none":
+        return _Prepared(attempt)
+    assert run.worktrees is not None
+    branch = _agent_branch(run, work, attempt)
+    await run.worktrees.acquire()
+    prepared = _Prepared(attempt, branch=branch, permit=run.worktrees)
     try:
-        worktree = await pool.acquire(branch, run.base_commit)
+        # Recorded before the branch exists: a resume then knows whose branch it finds.
+        await run.runtime.recorder.agent_started(
+            run.domain.name,
+            item_id=work.item_id,
+            item_index=work.index,
+            item=work.value,
+            attempt=attempt,
+            branch=branch,
+        )
+        prepared.worktree = await pool.acquire(branch, run.base_commit)
     except (WorktreeError, GitError) as error:
-        return _result(work, error=f"could not prepare the agent worktree: {error}", branch=branch)
-    await run.runtime.recorder.resource("worktree", str(worktree.path), role="agent")
-    await run.runtime.recorder.resource("branch", branch, role="agent")
-    outcome = await _run_agent_steps(run, work, total, worktree.path)
-    return await _finish_attempt(run, pool, work, worktree, outcome, attempt=attempt)
+        prepared.error = f"could not prepare the agent worktree: {error}"
+        prepared.let_go()
+    except BaseException:
+        prepared.let_go()
+        raise
+    return prepared
+
+
+async def _abandon(run: MapRun, pool: AgentPool, prepared: _Prepared) -> None:
+    """Hand back a worktree made ready for an attempt that will not run."""
+    if prepared.worktree is not None:
+        assert prepared.branch is not None
+        await pool.release(prepared.worktree, reusable=True)
+        # Its branch is the base commit and nothing else: deleted with the merged ones.
+        _forget_merged_branch(run, pool, prepared.branch, run.base_commit)
+    prepared.let_go()
+
+
+async def _attempt(
+    run: MapRun,
+    pool: AgentPool,
+    work: WorkItem,
+    total: int,
+    prepared: _Prepared,
+    *,
+    slots: _Slots,
+) -> AgentResult:
+    if prepared.error is not None:
+        return _result(work, error=prepared.error, branch=prepared.branch)
+    if prepared.worktree is None:
+        return await _attempt_in_domain_worktree(run, work, total)
+    outcome = await _run_agent_steps(run, work, total, prepared.worktree.path)
+    # Its steps are over: what follows (reading what it did, merging it) is not running,
+    # and the next agent may start.
+    slots.give_back()
+    return await _finish_attempt(run, pool, work, prepared, outcome)
 
 
 async def _run_agent_steps(
@@ -367,17 +460,18 @@ async def _finish_attempt(
     run: MapRun,
     pool: AgentPool,
     work: WorkItem,
-    worktree: Worktree,
+    prepared: _Prepared,
     outcome: StepsOutcome,
-    *,
-    attempt: int,
 ) -> AgentResult:
-    assert worktree.branch is not None
+    worktree = prepared.worktree
+    assert worktree is not None and worktree.branch is not None
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
     changes = await run.runtime.worktrees.agent_changes(worktree.path, run.base_commit)
     clean = not changes.dirty
+    # The commits are all the merge needs: the worktree goes back to the pool now.
+    await pool.release(worktree, reusable=clean)
+    prepared.let_go()
     if not outcome.ok:
-        await pool.release(worktree, reusable=clean)
         error = str(outcome.error) if outcome.error else "failed"
         return _result(
             work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage
@@ -394,17 +488,12 @@ async def _finish_attempt(
     )
     if not commits:
         result["status"] = "succeeded"
-        await pool.release(worktree, reusable=clean)
         _forget_merged_branch(run, pool, worktree.branch, head)
         return result
     # Recorded before merging: a resume merges this commit instead of running the agent again.
-    pending = {**result, "status": "succeeded", "attempts": attempt}
+    pending = {**result, "status": "succeeded", "attempts": prepared.attempt}
     await run.runtime.recorder.agent_finished(run.domain.name, pending, merge="pending", head=head)
-    # The commit is all the merge needs: the worktree goes back to the pool now, and the
-    # agent's slots go to the next agent while this one waits in the merge queue.
-    await pool.release(worktree, reusable=clean)
     try:
-        _give_back_slots()  # waiting for the merge is not running: the next agent may start
         await _merge_agent(run, work, head, base=run.base_commit if changes.on_base else None)
     except MergeConflictError as conflict:
         run.runtime.emitter.emit(
@@ -422,22 +511,19 @@ async def _finish_attempt(
     return result
 
 
-def _give_back_slots() -> None:
-    slots = _slots.get()
-    if slots is not None:
-        slots.give_back()
-
-
-async def _take_slots() -> None:
-    slots = _slots.get()
-    if slots is not None:
-        await slots.take()
-
-
 def _forget_merged_branch(run: MapRun, pool: AgentPool, branch: str, head: str) -> None:
     # Deleted with every other merged branch in one transaction when the pool closes.
     if not run.runtime.settings.keep_worktrees:
         pool.merged(branch, head)
+
+
+def _slot_recorder(run: MapRun) -> OnCreate:
+    """Records each new agent worktree of the pool in the job store (once per worktree)."""
+
+    async def record(path: Path) -> None:
+        await run.runtime.recorder.resource("worktree", str(path), role="agent")
+
+    return record
 
 
 def _worktree_hook(run: MapRun) -> OnCreate | None:

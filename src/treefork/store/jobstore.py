@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -306,6 +306,8 @@ class JobStore:
                 "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)",
                 (job_id, domain, item_id, attempt, branch, now),
             )
+            if branch is not None:
+                _insert_resource(connection, job_id, "branch", branch, role="agent", now=now)
 
     def attempt_finished(
         self,
@@ -324,29 +326,19 @@ class JobStore:
     ) -> None:
         """Record how one attempt ended (every attempt is kept, for the DLQ)."""
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO attempts (job_id, domain, item_id, attempt, status, error, "
-                "output_tail, branch, head, tokens, cost, finished_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (job_id, domain, item_id, attempt) DO UPDATE SET "
-                "status = excluded.status, error = excluded.error, "
-                "output_tail = excluded.output_tail, branch = excluded.branch, "
-                "head = excluded.head, tokens = excluded.tokens, cost = excluded.cost, "
-                "finished_at = excluded.finished_at",
-                (
-                    job_id,
-                    domain,
-                    item_id,
-                    attempt,
-                    status,
-                    error,
-                    output_tail,
-                    branch,
-                    head,
-                    tokens,
-                    cost,
-                    time.time(),
-                ),
+            _upsert_attempt(
+                connection,
+                job_id,
+                domain,
+                item_id=item_id,
+                attempt=attempt,
+                status=status,
+                error=error,
+                output_tail=output_tail,
+                branch=branch,
+                head=head,
+                tokens=tokens,
+                cost=cost,
             )
 
     def record_agent(
@@ -358,11 +350,14 @@ class JobStore:
         merge: str,
         head: str | None,
         dead_letter: bool = True,
+        attempt: bool = False,
     ) -> None:
         """Record an item's agent result the moment it finished.
 
         A failed result enters the DLQ (or updates its entry) unless ``dead_letter`` is
-        False (``on_item_failure: skip``); a succeeded one resolves its entry.
+        False (``on_item_failure: skip``); a succeeded one resolves its entry. With
+        ``attempt``, the result's last attempt (``result["attempts"]``) is recorded as ended
+        too, in the same transaction.
 
         Args:
             job_id: The job.
@@ -372,10 +367,27 @@ class JobStore:
                 yet), ``merged`` or ``conflict``.
             head: The agent's last commit, when it made commits.
             dead_letter: Whether a failure goes to the DLQ.
+            attempt: Also record the attempt's end.
         """
         now = time.time()
         status = str(result["status"])
         with self._transaction() as connection:
+            if attempt:
+                _upsert_attempt(
+                    connection,
+                    job_id,
+                    domain,
+                    item_id=str(result["item_id"]),
+                    attempt=int(result.get("attempts") or 1),
+                    status=status,
+                    error=result.get("error"),
+                    output_tail=str(result.get("output_tail") or ""),
+                    branch=result.get("branch"),
+                    head=head,
+                    tokens=int(result.get("tokens") or 0),
+                    cost=float(result.get("cost") or 0.0),
+                    started_at=result.get("started_at"),
+                )
             connection.execute(
                 "INSERT INTO agents "
                 "(job_id, domain, item_id, item_index, item, status, merge, head, "
@@ -462,16 +474,13 @@ class JobStore:
     def append_event(self, event: Mapping[str, Any]) -> int:
         """Store one progress event; returns its sequence number."""
         with self._transaction() as connection:
-            cursor = connection.execute(
-                "INSERT INTO events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
-                (
-                    str(event.get("job_id", "")),
-                    float(event.get("ts") or time.time()),
-                    str(event.get("event", "event")),
-                    _encode(dict(event)),
-                ),
-            )
+            cursor = connection.execute(_INSERT_EVENT, _event_row(event))
             return int(cursor.lastrowid or 0)
+
+    def append_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Store progress events, in order, in one transaction."""
+        with self._transaction() as connection:
+            connection.executemany(_INSERT_EVENT, [_event_row(event) for event in events])
 
     def events(self, job_id: str, *, after: int = 0) -> list[dict[str, Any]]:
         """A job's events in order, each as it was emitted plus ``seq`` (its number).
@@ -493,12 +502,7 @@ class JobStore:
     ) -> None:
         """Record a worktree (path) or branch a job made or uses."""
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO resources (kind, name, job_id, role, repo, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
-                "job_id = excluded.job_id, role = excluded.role, removed_at = NULL",
-                (kind, name, job_id, role, repo, time.time()),
-            )
+            _insert_resource(connection, job_id, kind, name, role=role, repo=repo)
 
     def resource_removed(self, kind: str, name: str) -> None:
         """Record that a worktree or branch was removed."""
@@ -556,6 +560,81 @@ LEFT JOIN (
 _live_stores: weakref.WeakSet[JobStore] = weakref.WeakSet()
 _shared: weakref.WeakValueDictionary[Path, JobStore] = weakref.WeakValueDictionary()
 _shared_lock = threading.Lock()
+
+
+_INSERT_EVENT = "INSERT INTO events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)"
+
+
+def _event_row(event: Mapping[str, Any]) -> tuple[str, float, str, str]:
+    return (
+        str(event.get("job_id", "")),
+        float(event.get("ts") or time.time()),
+        str(event.get("event", "event")),
+        _encode(dict(event)),
+    )
+
+
+def _insert_resource(
+    connection: sqlite3.Connection,
+    job_id: str,
+    kind: str,
+    name: str,
+    *,
+    role: str,
+    repo: str | None = None,
+    now: float | None = None,
+) -> None:
+    connection.execute(
+        "INSERT INTO resources (kind, name, job_id, role, repo, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+        "job_id = excluded.job_id, role = excluded.role, removed_at = NULL",
+        (kind, name, job_id, role, repo, time.time() if now is None else now),
+    )
+
+
+def _upsert_attempt(
+    connection: sqlite3.Connection,
+    job_id: str,
+    domain: str,
+    *,
+    item_id: str,
+    attempt: int,
+    status: str,
+    error: str | None,
+    output_tail: str,
+    branch: str | None,
+    head: str | None,
+    tokens: int,
+    cost: float,
+    started_at: float | None = None,
+) -> None:
+    """Record how an attempt ended (``started_at`` only fills a start not recorded yet)."""
+    connection.execute(
+        "INSERT INTO attempts (job_id, domain, item_id, attempt, status, error, "
+        "output_tail, branch, head, tokens, cost, started_at, finished_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (job_id, domain, item_id, attempt) DO UPDATE SET "
+        "status = excluded.status, error = excluded.error, "
+        "output_tail = excluded.output_tail, branch = excluded.branch, "
+        "head = excluded.head, tokens = excluded.tokens, cost = excluded.cost, "
+        "started_at = COALESCE(attempts.started_at, excluded.started_at), "
+        "finished_at = excluded.finished_at",
+        (
+            job_id,
+            domain,
+            item_id,
+            attempt,
+            status,
+            error,
+            output_tail,
+            branch,
+            head,
+            tokens,
+            cost,
+            started_at,
+            time.time(),
+        ),
+    )
 
 
 def shared_store(home: Path) -> JobStore:

@@ -177,8 +177,10 @@ class JobRecorder:
         merge: str,
         head: str | None = None,
         dead_letter: bool = True,
+        attempt: bool = False,
     ) -> None:
-        """Record an agent's result (see :meth:`JobStore.record_agent`)."""
+        """Record an agent's result (see :meth:`JobStore.record_agent`); with ``attempt``,
+        the end of its last attempt too, in the same transaction."""
         await self._call(
             None,
             "record_agent",
@@ -188,6 +190,7 @@ class JobRecorder:
             merge=merge,
             head=head,
             dead_letter=dead_letter,
+            attempt=attempt,
         )
 
     # -- resources -----------------------------------------------------------------------------
@@ -205,10 +208,12 @@ class EventLog:
     """Event sink writing every event to the job store and the job's JSONL file.
 
     Emitting never blocks: the event is queued and one writer thread per sink appends the
-    queue, in order, to the store's ``events`` table and to ``<home>/jobs/<job>/events.jsonl``
-    (a few microseconds each). The thread ends when the queue stays empty and starts again
-    with the next event. :meth:`flush` waits until everything queued is written; merge
-    review flushes at the end of every job, and pending events are flushed at exit.
+    queue, in order, to the store's ``events`` table and to ``<home>/jobs/<job>/events.jsonl``,
+    taking whatever queued up meanwhile as one batch (one transaction, one append per job
+    file), so that a burst of events costs about as much as one. The thread ends when the
+    queue stays empty and starts again with the next event. :meth:`flush` waits until
+    everything queued is written; merge review flushes at the end of every job, and pending
+    events are flushed at exit.
 
     Args:
         ref: Where the store is.
@@ -217,6 +222,7 @@ class EventLog:
     """
 
     _IDLE_SECONDS = 1.0
+    _BATCH = 500
 
     def __init__(self, ref: StoreRef, home: Path | None = None) -> None:
         self.ref = ref
@@ -248,32 +254,48 @@ class EventLog:
     def _write_all(self) -> None:
         while True:
             try:
-                home, event = self._queue.get(timeout=self._IDLE_SECONDS)
+                first = self._queue.get(timeout=self._IDLE_SECONDS)
             except queue.Empty:
                 with self._state:
                     if self._queue.empty():
                         self._writer = None
                         return
                 continue
+            # Whatever queued up meanwhile goes in the same batch: one transaction and one
+            # append per job file, however many events.
+            batch = [first]
+            while len(batch) < self._BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._write(home, event)
+                self._write(batch)
             except Exception:  # a log must never break the job; say so and go on
-                logger.exception("could not write event %s to the job log", event.get("event"))
+                kinds = sorted({str(event.get("event")) for _, event in batch})
+                logger.exception("could not write events (%s) to the job log", ", ".join(kinds))
             finally:
                 with self._state:
-                    self._pending -= 1
+                    self._pending -= len(batch)
                     self._state.notify_all()
 
-    def _write(self, home_setting: str | None, event: dict[str, Any]) -> None:
-        home = treefork_home(home_setting)
-        self.ref.get(home).append_event(event)
-        job_id = str(event.get("job_id") or "")
-        if not job_id:
-            return
-        path = events_path(home, job_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write(json.dumps(event, default=str) + "\n")
+    def _write(self, batch: list[tuple[str | None, dict[str, Any]]]) -> None:
+        by_home: dict[str | None, list[dict[str, Any]]] = {}
+        for home_setting, event in batch:
+            by_home.setdefault(home_setting, []).append(event)
+        for home_setting, events in by_home.items():
+            home = treefork_home(home_setting)
+            self.ref.get(home).append_events(events)
+            lines: dict[str, list[str]] = {}
+            for event in events:
+                job_id = str(event.get("job_id") or "")
+                if job_id:
+                    lines.setdefault(job_id, []).append(json.dumps(event, default=str) + "\n")
+            for job_id, text in lines.items():
+                path = events_path(home, job_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as log:
+                    log.write("".join(text))
 
 
 _live_logs: weakref.WeakSet[EventLog] = weakref.WeakSet()
