@@ -15,6 +15,7 @@ from treefork.git.merge import (
     merge_into_branch,
     merge_into_checked_out_branch,
 )
+from treefork.git.objects import object_database
 
 
 def _branch(repo: Path, name: str, start: str = "main") -> None:
@@ -272,7 +273,7 @@ async def test_fallback_merging_an_ancestor_changes_nothing(
     assert (result.merged, result.commit) == (False, head)
 
 
-@pytest.mark.parametrize("way", ["object-store", "porcelain"])
+@pytest.mark.parametrize("way", ["object-store", "commits written in process", "porcelain"])
 async def test_the_merge_queue_gives_each_merge_its_own_commit(
     repo: Path, treefork_home: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
@@ -289,7 +290,8 @@ async def test_the_merge_queue_gives_each_merge_its_own_commit(
         sources[name] = _commit_on(repo, name, f"{name}.txt", f"{name}\n")
     _branch(repo, "x")
     sources["x"] = _commit_on(repo, "x", "a.txt", "conflicts with a\n")
-    merger = BranchMerger(repo, "target")
+    objects = object_database(repo / ".git") if way == "commits written in process" else None
+    merger = BranchMerger(repo, "target", objects=objects)
     outcomes: dict[str, object] = {}
 
     async def merge(name: str) -> None:
@@ -316,6 +318,9 @@ async def test_the_merge_queue_gives_each_merge_its_own_commit(
         outcome.commit for outcome in outcomes.values() if isinstance(outcome, MergeResult)
     }
     assert worktree_paths(repo) == [repo]
+    run_git(repo, "fsck", "--no-dangling")
+    author = run_git(repo, "log", "-1", "--format=%an <%ae>|%cn <%ce>", "target").strip()
+    assert author == "Test Author <author@example.com>|Test Author <author@example.com>"
 
 
 async def test_the_merge_queue_follows_a_branch_that_moved_underneath(repo: Path) -> None:
@@ -340,11 +345,11 @@ def _git_version() -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".")[:2])
 
 
-@pytest.mark.parametrize("way", ["stand-in", "merge-base option"])
+@pytest.mark.parametrize("way", ["stand-in", "stand-in written in process", "merge-base option"])
 async def test_a_known_merge_base_gives_the_same_merges(
     repo: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
-    if way == "stand-in":
+    if way.startswith("stand-in"):
 
         async def old_git(cwd: Path) -> tuple[int, ...]:
             return (2, 39)
@@ -362,7 +367,9 @@ async def test_a_known_merge_base_gives_the_same_merges(
         _branch(repo, name)
         path = "docs/index.md" if index in (2, 4) else f"docs/page{index}.md"
         agents.append(_commit_on(repo, name, path, f"from {name}\n"))
-    hinted, searched = BranchMerger(repo, "hinted"), BranchMerger(repo, "searched")
+    objects = object_database(repo / ".git") if way.endswith("in process") else None
+    hinted = BranchMerger(repo, "hinted", objects=objects)
+    searched = BranchMerger(repo, "searched")
     outcomes = []
     for agent in agents:
         pair = []

@@ -9,6 +9,7 @@ import pytest
 from gitutil import commit_file, run_git, treefork_branches, worktree_paths
 
 from treefork.errors import WorktreeError
+from treefork.git import pool as pool_module
 from treefork.git.pool import AgentPool
 from treefork.git.repository import open_repository
 from treefork.git.worktrees import WorktreeManager
@@ -202,10 +203,13 @@ async def test_concurrent_acquires_create_one_worktree_each(
     assert pool.created == 6
 
 
+@pytest.mark.parametrize("reader", ["object database", "git log"])
 async def test_agent_changes_name_commits_files_and_uncommitted_paths(
-    repo: Path, treefork_home: Path
+    repo: Path, treefork_home: Path, reader: str
 ) -> None:
     manager = await _manager(repo, treefork_home)
+    if reader == "git log":
+        manager._objects = None  # as for a repository gitdb cannot read
     pool = AgentPool(manager, "docs")
     base = manager.repo.head
     worktree = await pool.acquire(_branch("0000-a"), base)
@@ -233,3 +237,76 @@ async def test_agent_changes_name_commits_files_and_uncommitted_paths(
     assert several.commits[0] == first and several.commits[-1] == last
     assert several.files == ("docs/index.md", "new.txt")
     assert several.dirty == ("scratch/",)
+
+
+async def test_agent_changes_of_a_history_with_merges_come_from_git(
+    repo: Path, treefork_home: Path
+) -> None:
+    manager = await _manager(repo, treefork_home)
+    base = manager.repo.head
+    side = commit_file(repo, "side.txt", "from main\n")
+    worktree = await AgentPool(manager, "docs").acquire(_branch("0000-a"), base)
+    mine = commit_file(worktree.path, "mine.txt", "mine\n")
+    run_git(worktree.path, "-c", "user.name=T", "-c", "user.email=t@e", "merge", "-q", side)
+
+    changes = await manager.agent_changes(worktree.path, base)
+
+    assert set(changes.commits) == {mine, side, changes.head}
+    assert changes.files == ("mine.txt", "side.txt")
+    assert changes.on_base  # the merged commit grew from the base too
+
+
+async def _agent_leaves(
+    manager: WorktreeManager, pool: AgentPool, name: str, base: str, leftovers: dict[str, str]
+) -> Path:
+    """An agent that commits one file and leaves ``leftovers`` (ignored files) behind, and
+    goes back to the pool the way the map phase sends it back."""
+    worktree = await pool.acquire(_branch(name), base)
+    commit_file(worktree.path, f"docs/{name}.md", "agent\n", name)
+    for path, text in leftovers.items():
+        (worktree.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (worktree.path / path).write_text(text)
+    changes = await manager.agent_changes(worktree.path, base)
+    await pool.release(worktree, reusable=not changes.dirty, ignored=changes.ignored)
+    return worktree.path
+
+
+@pytest.mark.parametrize(
+    ("leftovers", "cleaned"),
+    [
+        ({}, False),
+        ({"node_modules/dep.js": "warm\n", "src/.venv/bin/python": "warm\n"}, False),
+        ({"build/out.o": "stale\n", "node_modules/dep.js": "warm\n"}, True),
+        ({"run.log": "stale\n"}, True),
+    ],
+)
+async def test_reuse_cleans_only_when_ignored_files_other_than_kept_folders_were_left(
+    repo: Path,
+    treefork_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    leftovers: dict[str, str],
+    cleaned: bool,
+) -> None:
+    commit_file(repo, ".gitignore", "node_modules/\n.venv/\nbuild/\n*.log\n")
+    manager = await _manager(repo, treefork_home)
+    base = manager.repo.head
+    pool = AgentPool(manager, "docs")
+    path = await _agent_leaves(manager, pool, "0000-a", base, leftovers)
+    calls: list[tuple[str, ...]] = []
+    real_git = pool_module.git
+
+    async def recording_git(*args: str, **kwargs: object) -> object:
+        calls.append(args)
+        return await real_git(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool_module, "git", recording_git)
+
+    reused = await pool.acquire(_branch("0001-b"), base)
+
+    assert reused.path == path
+    assert any(call[0] == "clean" for call in calls) == cleaned
+    kept = {name for name in leftovers if "node_modules" in name or ".venv" in name}
+    for name in leftovers:
+        assert (reused.path / name).exists() == (name in kept)
+    assert not (reused.path / "docs" / "0000-a.md").exists()
+    assert run_git(reused.path, "status", "--porcelain", "--untracked-files=all") == ""

@@ -79,6 +79,8 @@ class AgentPool:
         self.on_slot = on_slot
         self.folder = manager.root / "agents" / domain
         self._idle: list[Path] = []
+        self._pristine: set[Path] = set()
+        """Idle slots known to hold no ignored file but the kept folders: no clean needed."""
         self._slots = 0
         self._merged: dict[str, str] = {}
         self.created = 0
@@ -93,9 +95,14 @@ class AgentPool:
         """
         if self._idle:
             path = self._idle.pop()
+            pristine = path in self._pristine
+            self._pristine.discard(path)
             try:
                 await self._switch(path, branch, base)
-                await git("clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path)
+                if not pristine:
+                    await git(
+                        "clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path
+                    )  # fmt: skip
                 await self._copy_included(path)
             except BaseException:
                 self._idle.append(path)  # it was clean, and the switch changed nothing else
@@ -191,14 +198,19 @@ class AgentPool:
 
         await anyio.to_thread.run_sync(_copy)
 
-    async def release(self, worktree: Worktree, *, reusable: bool) -> None:
+    async def release(
+        self, worktree: Worktree, *, reusable: bool, ignored: Sequence[str] | None = None
+    ) -> None:
         """Return a worktree to the pool, or retire it.
 
         Args:
             worktree: What :meth:`acquire` returned.
-            reusable: True when nothing is left uncommitted: the agent's work, if any, is
-                in commits on its branch, which stays. A retired worktree is left as it is,
-                with its branch, for inspection and retry.
+            reusable: True when nothing is left uncommitted (``git status`` says so): the
+                agent's work, if any, is in commits on its branch, which stays. A retired
+                worktree is left as it is, with its branch, for inspection and retry.
+            ignored: The ignored paths ``git status --ignored`` found in it, if it was
+                asked: when they are all inside kept folders, the next agent gets the
+                worktree without a ``git clean``.
         """
         if not reusable:
             logger.info(
@@ -210,6 +222,12 @@ class AgentPool:
         # The branch stays checked out until the next agent switches the worktree to its
         # own: nothing is written here.
         self._idle.append(worktree.path)
+        if ignored is not None and all(self._kept(path) for path in ignored):
+            self._pristine.add(worktree.path)
+
+    def _kept(self, path: str) -> bool:
+        """Whether an ignored path lies in a kept folder (``git clean`` leaves it)."""
+        return any(part in self.keep for part in path.rstrip("/").split("/"))
 
     def merged(self, branch: str, commit: str) -> None:
         """Report that ``branch``'s work, up to ``commit``, is merged: :meth:`close` deletes it."""
@@ -218,9 +236,11 @@ class AgentPool:
     async def close(self) -> None:
         """Remove idle slots (their agents' work is merged), then delete merged branches."""
         idle, self._idle = self._idle, []
+        self._pristine.clear()
 
         async def remove(path: Path) -> None:
-            # Untracked leftovers of a merged agent are not work; tracked changes would be.
+            # Untracked leftovers of a merged agent are not work; tracked changes would be
+            # (something edited the slot after it came back clean).
             if await self.manager.dirty_paths(path, untracked=False):
                 logger.warning("Keeping worktree %s: it has uncommitted changes", path)
                 return

@@ -36,6 +36,7 @@ from treefork.errors import (
 )
 from treefork.git.command import git, git_ok
 from treefork.git.locks import RepositoryLock
+from treefork.git.objects import ObjectDatabase, ObjectMissingError, object_database
 from treefork.git.refs import head_commit
 from treefork.git.repository import RepositoryInfo
 
@@ -65,6 +66,8 @@ class AgentChanges:
     """Files that differ between the base and ``head``, sorted."""
     dirty: tuple[str, ...]
     """Uncommitted changes: modified, staged and untracked paths (ignored ones never)."""
+    ignored: tuple[str, ...] = ()
+    """Ignored paths present (a folder ignored as a whole is named, not its files)."""
     on_base: bool = False
     """The commits grow from the base alone (no other history merged in): the base is
     then the merge base with any branch that contains it and none of them."""
@@ -97,8 +100,16 @@ class WorktreeManager:
         self.home = home
         self.root = home / "worktrees" / repository_key(repo) / job_id
         self.lock = RepositoryLock(repo.common_dir, home)
+        self._objects: ObjectDatabase | bool | None = False
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def objects(self) -> ObjectDatabase | None:
+        """The repository's object database (None when git must do its reading and writing)."""
+        if self._objects is False:
+            self._objects = await anyio.to_thread.run_sync(object_database, self.repo.common_dir)
+        assert not isinstance(self._objects, bool)
+        return self._objects
 
     async def branch_head(self, branch: str) -> str | None:
         """The commit a branch points at, or None if it does not exist."""
@@ -150,25 +161,56 @@ class WorktreeManager:
         entries = [entry for entry in result.stdout.split("\0") if entry]
         return [entry[3:] for entry in entries if len(entry) > 3]
 
+    async def status_with_ignored(self, path: Path) -> tuple[list[str], list[str]]:
+        """Uncommitted paths (untracked folders named as a whole) and ignored paths present
+        (folders ignored as a whole named, not their files), from one ``git status``."""
+        result = await git(
+            "status", "--porcelain", "-z", "--untracked-files=normal", "--ignored=matching",
+            cwd=path,
+        )  # fmt: skip
+        dirty: list[str] = []
+        ignored: list[str] = []
+        for entry in result.stdout.split("\0"):
+            if len(entry) > 3:
+                (ignored if entry.startswith("!!") else dirty).append(entry[3:])
+        return dirty, ignored
+
     async def agent_changes(self, path: Path, base: str) -> AgentChanges:
         """What the agent in ``path`` committed since ``base``, and what it left uncommitted.
 
-        Two git commands in the common case of one commit (status and log, run at once).
+        One git command (status) when the agent's commits form a line from ``base``: they
+        and the files they changed are read from the object database; otherwise ``git log``
+        too, run alongside.
         """
         head = await head_commit(path)
         dirty: list[str] = []
+        ignored: list[str] = []
         history: list[tuple[str, list[str], list[str]]] = []
+        line: tuple[list[str], list[str]] | None = None
 
         async def read_dirty() -> None:
-            dirty.extend(await self.dirty_paths(path, folders=True))
+            found, present = await self.status_with_ignored(path)
+            dirty.extend(found)
+            ignored.extend(present)
 
         async def read_history() -> None:
-            if head is not None and head != base:
+            nonlocal line
+            if head is None or head == base:
+                return
+            objects = await self.objects()
+            if objects is not None:
+                line = await anyio.to_thread.run_sync(_line_of_commits, objects, base, head)
+            if line is None:
                 history.extend(await _history(path, base, head))
 
         async with anyio.create_task_group() as group:
             group.start_soon(read_dirty)
             group.start_soon(read_history)
+        if line is not None:
+            in_line, changed = line
+            return AgentChanges(
+                head, tuple(in_line), tuple(changed), tuple(dirty), tuple(ignored), on_base=True
+            )
         commits = tuple(commit for commit, _, _ in reversed(history))
         on_base = bool(commits) and all(
             parent == base or parent in commits for _, parents, _ in history for parent in parents
@@ -180,7 +222,7 @@ class WorktreeManager:
             files = await _changed_files(path, base, head)
         else:
             files = []
-        return AgentChanges(head, commits, tuple(files), tuple(dirty), on_base)
+        return AgentChanges(head, commits, tuple(files), tuple(dirty), tuple(ignored), on_base)
 
     async def registered_worktrees(self) -> dict[Path, str | None]:
         """Every worktree git knows for the repository, with its branch."""
@@ -358,6 +400,22 @@ class WorktreeManager:
                 self.root.rmdir()
 
         await anyio.to_thread.run_sync(_remove)
+
+
+def _line_of_commits(
+    objects: ObjectDatabase, base: str, head: str
+) -> tuple[list[str], list[str]] | None:
+    """The commits from ``base`` to ``head`` and the files they changed, when they form a
+    plain line; None when they do not or an object is not found (git is asked then)."""
+    try:
+        commits = objects.line_of_commits(head, base)
+        if commits is None:
+            return None
+        return commits, objects.changed_paths(
+            objects.commit(base).tree, objects.commit(head).tree
+        )
+    except ObjectMissingError:
+        return None
 
 
 async def _history(path: Path, base: str, head: str) -> list[tuple[str, list[str], list[str]]]:

@@ -27,6 +27,7 @@ from treefork.core.policy import ItemCounts, stop_reason
 from treefork.domain import Domain, Map
 from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
 from treefork.git.merge import BranchMerger
+from treefork.git.objects import ObjectDatabase
 from treefork.git.pool import AgentPool, OnCreate
 from treefork.git.worktrees import Worktree
 from treefork.phases.resume import PlannedItem, attempt_branch, plan_items
@@ -63,6 +64,8 @@ class MapRun:
     its merge does not count."""
     retry: frozenset[str] = frozenset()
     """Item ids retried from the DLQ; every other recorded item keeps its result."""
+    objects: ObjectDatabase | None = None
+    """The repository's object database, when merge commits are written in process."""
     worktrees: anyio.CapacityLimiter | None = None
     """Agent worktrees in use at once: the running agents' and the spare ones made ready
     for the next agents (see :func:`spare_worktrees`)."""
@@ -106,6 +109,7 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
         base_commit=run.base_commit,
         retry=run.retry,
     )
+    run.objects = await run.runtime.worktrees.objects()
     to_run = await _settle_recorded(run, planned)
     pending = iter(to_run)
     pool = AgentPool(
@@ -469,7 +473,7 @@ async def _finish_attempt(
     changes = await run.runtime.worktrees.agent_changes(worktree.path, run.base_commit)
     clean = not changes.dirty
     # The commits are all the merge needs: the worktree goes back to the pool now.
-    await pool.release(worktree, reusable=clean)
+    await pool.release(worktree, reusable=clean, ignored=changes.ignored)
     prepared.let_go()
     if not outcome.ok:
         error = str(outcome.error) if outcome.error else "failed"
@@ -560,6 +564,7 @@ def _merger(run: MapRun) -> BranchMerger:
             run.branch,
             scratch=worktrees.root / "merges" / run.domain.name,
             lock=worktrees.lock,
+            objects=run.objects,
         )
     return run.merger
 
