@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from treefork.environment import scrubbed_environment
 from treefork.errors import GitError
@@ -32,14 +33,18 @@ _BASE_OPTIONS = ("-c", "core.pager=cat", "-c", "gc.auto=0", "-c", "maintenance.a
 
 _MAX_CONCURRENT = 16
 """Git commands running at once; more only queue for the same cores and disk."""
-_limiter: anyio.CapacityLimiter | None = None
+_limiter: RunVar[anyio.CapacityLimiter] = RunVar("treefork_git_limiter")
 
 
 def _git_limiter() -> anyio.CapacityLimiter:
-    global _limiter  # noqa: PLW0603 (one limiter per process, made inside an event loop)
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(_MAX_CONCURRENT)
-    return _limiter
+    # One limiter per event loop: a loop that ends with a git call in flight (a notebook
+    # cell interrupted, a test's loop closed) must not take a token from the next loop.
+    try:
+        return _limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(_MAX_CONCURRENT)
+        _limiter.set(limiter)
+        return limiter
 
 
 def _run(
