@@ -57,6 +57,7 @@ class AgentPool:
         merged_into: The branch agents merge into; :meth:`close` deletes merged branches
             only if their work is reachable from it.
         on_slot: Told the path of each new worktree once git registered it (to record it).
+        create_at_once: Worktrees being created at most at once (see :meth:`acquire`).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class AgentPool:
         on_create: OnCreate | None = None,
         merged_into: str | None = None,
         on_slot: Callable[[Path], Awaitable[None]] | None = None,
+        create_at_once: int = 1,
     ) -> None:
         self.manager = manager
         self.domain = domain
@@ -85,29 +87,61 @@ class AgentPool:
         self._merged: dict[str, str] = {}
         self.created = 0
         """Slots created with ``git worktree add`` (the rest were reused)."""
+        self.create_at_once = create_at_once
+        self._creating = 0
+        self._changed: anyio.Event | None = None
 
     async def acquire(self, branch: str, base: str) -> Worktree:
         """A worktree with ``branch`` created at ``base`` and checked out, all else clean.
+
+        An idle worktree is taken if there is one. Otherwise a new one is made, but only
+        :attr:`create_at_once` at a time: on a large repository a checkout takes far longer
+        than an agent, so a caller waiting for its turn to create takes the first worktree
+        an agent hands back instead, and agents start one checkout after another rather
+        than all after the last.
 
         Raises:
             WorktreeError: ``branch`` already exists at another commit (it may hold work),
                 or ``on_create`` failed in a new worktree.
         """
-        if self._idle:
-            path = self._idle.pop()
-            pristine = path in self._pristine
-            self._pristine.discard(path)
-            try:
-                await self._switch(path, branch, base)
-                if not pristine:
-                    await git(
-                        "clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path
-                    )  # fmt: skip
-                await self._copy_included(path)
-            except BaseException:
-                self._idle.append(path)  # it was clean, and the switch changed nothing else
-                raise
-            return Worktree(path, branch)
+        while True:
+            if self._idle:
+                return await self._reuse(self._idle.pop(), branch, base)
+            if self._creating < self.create_at_once:
+                break
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+        self._creating += 1
+        try:
+            return await self._create(branch, base)
+        finally:
+            self._creating -= 1
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the callers waiting for an idle worktree or for their turn to create one."""
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def _reuse(self, path: Path, branch: str, base: str) -> Worktree:
+        pristine = path in self._pristine
+        self._pristine.discard(path)
+        try:
+            await self._switch(path, branch, base)
+            if not pristine:
+                await git(
+                    "clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path
+                )  # fmt: skip
+            await self._copy_included(path)
+        except BaseException:
+            self._idle.append(path)  # it was clean, and the switch changed nothing else
+            self._notify()
+            raise
+        return Worktree(path, branch)
+
+    async def _create(self, branch: str, base: str) -> Worktree:
         path = await self._new_slot(base)
         try:
             if self.on_slot is not None:
@@ -224,6 +258,7 @@ class AgentPool:
         self._idle.append(worktree.path)
         if ignored is not None and all(self._kept(path) for path in ignored):
             self._pristine.add(worktree.path)
+        self._notify()
 
     def _kept(self, path: str) -> bool:
         """Whether an ignored path lies in a kept folder (``git clean`` leaves it)."""
