@@ -11,7 +11,9 @@ ask git instead.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 from treefork.git.command import git
@@ -27,24 +29,43 @@ class _Unreadable(Exception):
     """The ref store is in a shape this reader leaves to git."""
 
 
+_dirs_cache: dict[str, tuple[tuple[int, int], Path, Path]] = {}
+"""Git directories found per worktree, with the identity (inode, mtime) of its ``.git``."""
+
+
 def _git_dirs(worktree: Path) -> tuple[Path, Path]:
-    """The worktree's own git directory and the repository's common one."""
+    """The worktree's own git directory and the repository's common one.
+
+    Remembered per worktree while its ``.git`` stays the same file (one ``stat`` per call):
+    a worktree removed and added again at the same path gets a new ``.git`` file.
+    """
     dot_git = worktree / ".git"
-    if dot_git.is_dir():
+    status = os.stat(dot_git)
+    identity = (status.st_ino, status.st_mtime_ns)
+    cached = _dirs_cache.get(str(worktree))
+    if cached is not None and cached[0] == identity:
+        return cached[1], cached[2]
+    if stat.S_ISDIR(status.st_mode):
         git_dir = dot_git
     else:
-        text = dot_git.read_text(encoding="utf-8").strip()
+        text = _read(dot_git)
         if not text.startswith("gitdir: "):
             raise _Unreadable(dot_git)
         git_dir = worktree / text.removeprefix("gitdir: ")  # relative to the worktree, or absolute
     common_file = git_dir / "commondir"
-    if common_file.exists():
-        common = git_dir / common_file.read_text(encoding="utf-8").strip()
-    else:
-        common = git_dir
+    common = git_dir / _read(common_file) if common_file.exists() else git_dir
     if (common / "reftable").exists():
         raise _Unreadable(common)
+    if len(_dirs_cache) > 4096:
+        _dirs_cache.clear()
+    _dirs_cache[str(worktree)] = (identity, git_dir, common)
     return git_dir, common
+
+
+def _read(path: Path | str) -> str:
+    """A small text file, stripped (plain ``open``: this runs thousands of times a job)."""
+    with open(path, "rb") as file:  # pathlib costs more than the read itself here
+        return file.read().decode("utf-8").strip()
 
 
 def _packed(common: Path, ref: str) -> str | None:
@@ -63,7 +84,7 @@ def _resolve(git_dir: Path, common: Path, ref: str, depth: int) -> str | None:
         raise _Unreadable(ref)
     store = git_dir if ref == "HEAD" or ref.startswith(_PER_WORKTREE) else common
     try:
-        value: str | None = (store / ref).read_text(encoding="utf-8").strip()
+        value: str | None = _read(f"{store}/{ref}")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         value = _packed(common, ref) if store is common else None
     if value is None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,9 @@ class JobStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._in_batch = False
+        self._writer: _BatchWriter | None = None
+        self._writer_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
@@ -152,6 +157,18 @@ class JobStore:
             if self._connection is None:
                 raise StoreError(self.path, "the store is closed")
             connection = self._connection
+            if self._in_batch:
+                # One write of a batch (see write_batch): its own savepoint, so that a
+                # failing write takes back only its own changes.
+                connection.execute("SAVEPOINT write")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK TO write")
+                    connection.execute("RELEASE write")
+                    raise
+                connection.execute("RELEASE write")
+                return
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as error:
@@ -162,6 +179,55 @@ class JobStore:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    def write_batch(self, writes: Sequence[Callable[[], Any]]) -> list[BaseException | None]:
+        """Run several writes (calls of this store's methods) in one transaction.
+
+        Each write succeeds or fails on its own (a savepoint each); the transaction is
+        committed once for all, which is what makes a batch cheaper than its writes one by
+        one. Returns, for each write, the exception it raised or None.
+        """
+        with self._lock:
+            if self._connection is None:
+                error = StoreError(self.path, "the store is closed")
+                return [error for _ in writes]
+            connection = self._connection
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                failed = StoreError(self.path, str(error))
+                return [failed for _ in writes]
+            outcomes: list[BaseException | None] = []
+            self._in_batch = True
+            try:
+                for write in writes:
+                    try:
+                        write()
+                    except Exception as error:  # that write's own failure, reported to it
+                        outcomes.append(error)
+                    else:
+                        outcomes.append(None)
+                connection.execute("COMMIT")
+            except Exception as error:  # the commit failed: none of the writes happened
+                connection.execute("ROLLBACK")
+                failed = StoreError(self.path, str(error))
+                return [failed for _ in writes]
+            except BaseException:
+                # Interrupted between writes: the ones that returned are kept, as they
+                # would have been written one by one.
+                connection.execute("COMMIT")
+                raise
+            finally:
+                self._in_batch = False
+            return outcomes
+
+    def submit(self, write: Callable[[], Any]) -> Future[None]:
+        """Queue a write for the store's writer thread, which commits whatever queued up
+        together (see :meth:`write_batch`); the future is done once it is committed."""
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = _BatchWriter(self)
+            return self._writer.submit(write)
 
     def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -560,6 +626,58 @@ LEFT JOIN (
 _live_stores: weakref.WeakSet[JobStore] = weakref.WeakSet()
 _shared: weakref.WeakValueDictionary[Path, JobStore] = weakref.WeakValueDictionary()
 _shared_lock = threading.Lock()
+
+
+class _BatchWriter(threading.Thread):
+    """The thread that commits a store's queued writes, a batch at a time.
+
+    Ends when nothing was queued for a second; :meth:`JobStore.submit` starts another.
+    """
+
+    _IDLE_SECONDS = 1.0
+    _BATCH = 256
+
+    def __init__(self, store: JobStore) -> None:
+        super().__init__(name="treefork-store", daemon=True)
+        self.store = store
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[None]]] = (
+            queue.SimpleQueue()
+        )
+        self._closed = False
+        self.start()
+
+    def submit(self, write: Callable[[], Any]) -> Future[None]:
+        # Called under the store's writer lock, which run() takes before it ends: a write
+        # is never queued to a thread that has stopped reading.
+        future: Future[None] = Future()
+        self._queue.put((write, future))
+        return future
+
+    def run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._IDLE_SECONDS)
+            except queue.Empty:
+                with self.store._writer_lock:
+                    if self._queue.empty():
+                        self.store._writer = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self._BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                outcomes = self.store.write_batch([write for write, _ in batch])
+            except BaseException as error:  # never leave a writer waiting
+                outcomes = [error for _ in batch]
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
 
 
 _INSERT_EVENT = "INSERT INTO events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)"

@@ -14,6 +14,7 @@ recorder for the nodes, and the event log sink.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
 import json
@@ -24,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import anyio
 
@@ -85,24 +86,36 @@ class JobRecorder:
         return self.store is not None
 
     async def _call(self, default: T, method: str, *args: Any, **kwargs: Any) -> T:
+        """A read, on a worker thread."""
         if self.store is None:
             return default
         call: Callable[..., T] = getattr(self.store, method)
         return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
 
+    async def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """A write, committed with whatever other writes queued up meanwhile (agents that
+        end together share one commit); returns once it is committed. A cancelled caller
+        still waits for that, as it would for a write made on a worker thread."""
+        if self.store is None:
+            return
+        call = functools.partial(getattr(self.store, method), *args, **kwargs)
+        future = self.store.submit(call)
+        with anyio.CancelScope(shield=True):
+            await asyncio.wrap_future(future)
+
     # -- job -----------------------------------------------------------------------------------
 
     async def job_started(self, **fields: Any) -> None:
         """Create or update the job's row (status ``running``)."""
-        await self._call(None, "start_job", self.job_id, status="running", **fields)
+        await self._write("start_job", self.job_id, status="running", **fields)
 
     async def record_job(self, **fields: Any) -> None:
         """Create or update the job's row with the non-None ``fields``."""
-        await self._call(None, "start_job", self.job_id, **fields)
+        await self._write("start_job", self.job_id, **fields)
 
     async def update_job(self, **fields: Any) -> None:
         """Set columns of the job's row."""
-        await self._call(None, "update_job", self.job_id, **fields)
+        await self._write("update_job", self.job_id, **fields)
 
     async def job(self) -> dict[str, Any] | None:
         """The job's row, or None."""
@@ -118,7 +131,7 @@ class JobRecorder:
         self, domain: str, phase: str, facts: Mapping[str, Any] | None, *, status: str | None = None
     ) -> None:
         """Record a finished phase (None forgets it, so that it runs again)."""
-        await self._call(None, "record_phase", self.job_id, domain, phase, facts, status=status)
+        await self._write("record_phase", self.job_id, domain, phase, facts, status=status)
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -137,8 +150,7 @@ class JobRecorder:
         branch: str | None,
     ) -> None:
         """Record that an agent attempt started."""
-        await self._call(
-            None,
+        await self._write(
             "agent_started",
             self.job_id,
             domain,
@@ -153,8 +165,7 @@ class JobRecorder:
         self, domain: str, result: Mapping[str, Any], *, head: str | None
     ) -> None:
         """Record how an attempt ended (``result`` is the attempt's AgentResult)."""
-        await self._call(
-            None,
+        await self._write(
             "attempt_finished",
             self.job_id,
             domain,
@@ -181,8 +192,7 @@ class JobRecorder:
     ) -> None:
         """Record an agent's result (see :meth:`JobStore.record_agent`); with ``attempt``,
         the end of its last attempt too, in the same transaction."""
-        await self._call(
-            None,
+        await self._write(
             "record_agent",
             self.job_id,
             domain,
@@ -197,11 +207,11 @@ class JobRecorder:
 
     async def resource(self, kind: str, name: str, *, role: str, repo: str | None = None) -> None:
         """Record a worktree or branch the job made or uses."""
-        await self._call(None, "record_resource", self.job_id, kind, name, role=role, repo=repo)
+        await self._write("record_resource", self.job_id, kind, name, role=role, repo=repo)
 
     async def resource_removed(self, kind: str, name: str) -> None:
         """Record that a worktree or branch was removed."""
-        await self._call(None, "resource_removed", kind, name)
+        await self._write("resource_removed", kind, name)
 
 
 class EventLog:
@@ -223,6 +233,7 @@ class EventLog:
 
     _IDLE_SECONDS = 1.0
     _BATCH = 500
+    _OPEN_FILES = 32
 
     def __init__(self, ref: StoreRef, home: Path | None = None) -> None:
         self.ref = ref
@@ -231,6 +242,8 @@ class EventLog:
         self._state = threading.Condition()
         self._pending = 0
         self._writer: threading.Thread | None = None
+        self._files: dict[Path, IO[str]] = {}
+        """Job files open for appending; only the writer thread touches them."""
         _live_logs.add(self)
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -258,6 +271,7 @@ class EventLog:
             except queue.Empty:
                 with self._state:
                     if self._queue.empty():
+                        self._close_files()
                         self._writer = None
                         return
                 continue
@@ -292,10 +306,27 @@ class EventLog:
                 if job_id:
                     lines.setdefault(job_id, []).append(json.dumps(event, default=str) + "\n")
             for job_id, text in lines.items():
-                path = events_path(home, job_id)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("a", encoding="utf-8") as log:
-                    log.write("".join(text))
+                self._file(events_path(home, job_id)).write("".join(text))
+        for log in self._files.values():
+            log.flush()
+
+    def _file(self, path: Path) -> IO[str]:
+        """The open JSONL file of a job (kept open while the writer runs)."""
+        log = self._files.get(path)
+        if log is None:
+            if len(self._files) >= self._OPEN_FILES:
+                self._close_files()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = self._files[path] = path.open("a", encoding="utf-8")
+        return log
+
+    def _close_files(self) -> None:
+        files, self._files = self._files, {}
+        for log in files.values():
+            try:
+                log.close()
+            except OSError:
+                logger.exception("could not close the event log %s", log.name)
 
 
 _live_logs: weakref.WeakSet[EventLog] = weakref.WeakSet()
