@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import time
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class Run:
 def _steady(ends: list[float]) -> float:
     """Median time between consecutive agents' ends."""
     ends = sorted(ends)
-    gaps = [later - earlier for earlier, later in zip(ends, ends[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ends)]
     return statistics.median(gaps) if gaps else ends[0]
 
 

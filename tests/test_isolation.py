@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from gitutil import commit_file, make_repo, run_git, snapshot, treefork_branches, worktree_paths
 
@@ -248,3 +249,38 @@ async def test_porcelain_fallback_gives_the_same_results_as_object_store_merges(
         assert agents["b"]["branch"] in treefork_branches(repo)  # its work is kept
     assert run_git(modern, "rev-parse", "HEAD^{tree}") == run_git(old, "rev-parse", "HEAD^{tree}")
     assert worktree_paths(old) == [old]
+
+
+async def test_the_next_agents_worktree_is_made_ready_while_agents_run(repo: Path) -> None:
+    """With max_parallel 4 (one spare worktree), the fifth agent's worktree is switched to
+    its branch while the first four still run, and no more than five worktrees are made."""
+    started = 0
+    four_running = anyio.Event()
+    saw_fifth_ready: list[bool] = []
+    worktrees: set[Path] = set()
+
+    def fifth_branch_exists() -> bool:
+        listing = run_git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/treefork/")
+        return any("/agents/docs/0004-" in name for name in listing.split())
+
+    async def agent(context: AgentContext) -> None:
+        nonlocal started
+        started += 1
+        worktrees.add(context.worktree)
+        if started == 4:
+            four_running.set()
+        if context.item_index < 4:
+            await four_running.wait()
+            for _ in range(400):  # the branch shows in the repository: poll it
+                if await anyio.to_thread.run_sync(fifth_branch_exists):
+                    saw_fifth_ready.append(True)
+                    break
+                await anyio.sleep(0.05)
+
+    domain = _domain([AgentStep(agent)], [f"item{index}" for index in range(8)], max_parallel=4)
+    out = await _run(repo, domain)
+
+    assert out["status"] == "succeeded", out["failures"]
+    assert saw_fifth_ready == [True] * 4
+    assert len(worktrees) <= 5
+    assert treefork_branches(repo) == [] and worktree_paths(repo) == [repo]

@@ -156,3 +156,76 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.jobs()
+
+
+def test_a_batch_commits_once_and_a_failing_write_takes_back_only_its_own_changes(
+    store: JobStore,
+) -> None:
+    store.start_job("j", status="running")
+
+    def failing() -> None:
+        store.record_resource("j", "branch", "half-written", role="agent")
+        raise ValueError("this write fails after writing")
+
+    outcomes = store.write_batch(
+        [
+            lambda: store.record_agent("j", "d", _result("a", 0, "succeeded"), merge="none", head=None),
+            failing,
+            lambda: store.record_resource("j", "branch", "kept", role="agent"),
+        ]
+    )
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], ValueError)
+    assert [agent["item_id"] for agent in store.agents("j")] == ["a"]
+    assert [resource["name"] for resource in store.resources("j")] == ["kept"]
+
+
+def test_a_batch_interrupted_between_writes_keeps_the_writes_that_returned(store: JobStore) -> None:
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt() -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        store.write_batch(
+            [lambda: store.record_resource("j", "branch", "done", role="agent"), interrupt]
+        )
+
+    assert [resource["name"] for resource in store.resources("j")] == ["done"]
+    store.record_resource("j", "branch", "after", role="agent")  # no transaction left open
+    assert len(store.resources("j")) == 2
+
+
+def test_queued_writes_from_many_threads_all_land_and_report_their_own_failures(
+    store: JobStore,
+) -> None:
+    futures = []
+
+    def submit(thread: int) -> None:
+        for number in range(50):
+            futures.append(
+                store.submit(
+                    lambda t=thread, n=number: store.record_resource(
+                        "j", "branch", f"b-{t}-{n}", role="agent"
+                    )
+                )
+            )
+
+    threads = [threading.Thread(target=submit, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    def broken() -> None:
+        store.record_resource("j", "branch", "taken-back", role="agent")
+        raise ValueError("broken write")
+
+    failing = store.submit(broken)
+
+    for future in futures:
+        assert future.result(timeout=10) is None
+    with pytest.raises(ValueError, match="broken write"):
+        failing.result(timeout=10)
+    assert len(store.resources("j")) == 200

@@ -183,9 +183,9 @@ class JobStore:
     def write_batch(self, writes: Sequence[Callable[[], Any]]) -> list[BaseException | None]:
         """Run several writes (calls of this store's methods) in one transaction.
 
-        Each write succeeds or fails on its own (a savepoint each); the transaction is
-        committed once for all, which is what makes a batch cheaper than its writes one by
-        one. Returns, for each write, the exception it raised or None.
+        Each write succeeds or fails as a whole and on its own (a savepoint each); the
+        transaction is committed once for all, which is what makes a batch cheaper than its
+        writes one by one. Returns, for each write, the exception it raised or None.
         """
         with self._lock:
             if self._connection is None:
@@ -201,12 +201,15 @@ class JobStore:
             self._in_batch = True
             try:
                 for write in writes:
+                    connection.execute("SAVEPOINT batch_write")
                     try:
                         write()
                     except Exception as error:  # that write's own failure, reported to it
+                        connection.execute("ROLLBACK TO batch_write")
                         outcomes.append(error)
                     else:
                         outcomes.append(None)
+                    connection.execute("RELEASE batch_write")
                 connection.execute("COMMIT")
             except Exception as error:  # the commit failed: none of the writes happened
                 connection.execute("ROLLBACK")
