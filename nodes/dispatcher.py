@@ -104,7 +104,7 @@ async def _runtime(state: ParallelState, settings: GraphSettings) -> JobRuntime:
     )
 
 
-async def _record_job(runtime: JobRuntime, state: ParallelState, session_path: str) -> None:
+async def _record_job(runtime: JobRuntime, state: ParallelState) -> None:
     await runtime.recorder.job_started(
         repo=str(runtime.repo.root),
         task=state.get("task"),
@@ -112,9 +112,6 @@ async def _record_job(runtime: JobRuntime, state: ParallelState, session_path: s
         base_commit=state["base_commit"],
         session_branch=state["session_branch"],
         pid=os.getpid(),
-    )
-    await runtime.recorder.resource(
-        "worktree", session_path, role="session", repo=str(runtime.repo.root)
     )
     await runtime.recorder.resource(
         "branch", state["session_branch"], role="session", repo=str(runtime.repo.root)
@@ -173,11 +170,11 @@ async def _dispatch(
     names: list[str],
 ) -> dict[str, Any]:
     runtime = await _runtime(state, settings)
-    session = await runtime.worktrees.session_worktree(runtime.base_commit)
-    runtime.emitter.emit(
-        "worktree", action="created", path=str(session.path), branch=session.branch
-    )
-    await _record_job(runtime, state, str(session.path))
+    # Domains merge into the session branch in the object store: the branch is all they
+    # need. Its worktree is made at the end, and only when someone will look at it or
+    # run merge steps in it.
+    await runtime.worktrees.create_branch(state["session_branch"], runtime.base_commit)
+    await _record_job(runtime, state)
     child_config: RunnableConfig = {"configurable": {RUNTIME_KEY: runtime}}
     started = time.time()
     outcomes = await asyncio.gather(
@@ -193,10 +190,24 @@ async def _dispatch(
             results[name] = crashed_domain_result(name, critical, outcome, started)
         else:
             results[name] = outcome
-    # The session worktree shows the merged result for review before approval.
-    await runtime.worktrees.sync_worktree(session.path, runtime.base_commit)
-    return {
-        "domain_results": results,
-        "session_worktree": str(session.path),
-        "budget": runtime.budget.as_state(),
-    }
+    update: dict[str, Any] = {"domain_results": results, "budget": runtime.budget.as_state()}
+    if _session_worktree_needed(state, settings):
+        # The session worktree shows the merged result for review before approval.
+        session = await runtime.worktrees.session_worktree(runtime.base_commit)
+        runtime.emitter.emit(
+            "worktree", action="created", path=str(session.path), branch=session.branch
+        )
+        await runtime.recorder.resource(
+            "worktree", str(session.path), role="session", repo=str(runtime.repo.root)
+        )
+        # A worktree made before a crash may still hold the files of the base commit.
+        await runtime.worktrees.sync_worktree(session.path, runtime.base_commit)
+        update["session_worktree"] = str(session.path)
+    return update
+
+
+def _session_worktree_needed(state: ParallelState, settings: GraphSettings) -> bool:
+    """Whether the job's result gets a worktree: for a person to review before approving,
+    for merge steps to run in, or to be kept."""
+    auto = state.get("auto_approve", settings.auto_approve)
+    return not auto or bool(settings.merge_steps) or settings.keep_worktrees

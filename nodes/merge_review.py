@@ -71,18 +71,20 @@ def _later_hint(state: ParallelState) -> str:
 async def cleanup_merged_job(manager: WorktreeManager, state: ParallelState) -> None:
     """Remove the session worktree and every job branch contained in the base branch."""
     session = state.get("session_worktree")
-    if session:
+    registered = await manager.registered_worktrees()
+    if session and Path(await anyio.Path(session).resolve()) in registered:
         with contextlib.suppress(UnmergedWorkError):
             await manager.remove_worktree(Path(session))
+        registered = await manager.registered_worktrees()
     refs = await git(
         "for-each-ref",
         "--format=%(refname:strip=2)",
         f"refs/heads/treefork/{state['job_id']}/",
         cwd=manager.repo.root,
     )
-    registered = set((await manager.registered_worktrees()).values())
+    checked_out = set(registered.values())
     for branch in refs.lines:
-        if branch in registered:
+        if branch in checked_out:
             continue  # still checked out somewhere (a kept worktree)
         # Unmerged work (a failed agent's branch) is never deleted.
         with contextlib.suppress(UnmergedWorkError):

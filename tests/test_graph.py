@@ -317,10 +317,15 @@ async def test_interrupt_then_approve_merges_into_the_original_branch(repo: Path
     assert summary["target_branch"] == "main"
     assert summary["files"] == ["docs/gen/a.txt", "docs/gen/b.txt"]
     assert not (repo / "docs/gen").exists()
+    # The result is there to look at before approving.
+    session = Path(summary["session_worktree"])
+    assert (session / "docs/gen/b.txt").read_text() == "b\n"
+    assert run_git(session, "status", "--porcelain") == ""
 
     out = await graph.ainvoke(Command(resume="approve"), _config())
 
     assert out["merge"]["status"] == "merged"
+    assert not session.exists()
     assert run_git(repo, "rev-parse", "main").strip() == out["merge"]["commit"]
     assert (repo / "docs/gen/b.txt").read_text() == "b\n"
     assert treefork_branches(repo) == []
@@ -469,4 +474,21 @@ async def test_bad_input_raises_clear_errors(tmp_path: Path, repo: Path) -> None
         await graph.ainvoke({"task": "docs", "repo": str(tmp_path)})
     with pytest.raises(InputError, match="job_id"):
         await graph.ainvoke({"task": "docs", "repo": str(repo), "job_id": "bad/../id"})
+    assert treefork_branches(repo) == []
+
+
+async def test_an_auto_approved_job_makes_no_session_worktree(repo: Path) -> None:
+    created: list[dict[str, Any]] = []
+
+    def sink(event: dict[str, Any]) -> None:
+        if event["event"] == "worktree" and event.get("action") == "created":
+            created.append(event)
+
+    graph = build_graph(_domains(), auto_approve=True, event_sinks=[sink])
+    out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
+
+    assert out["merge"]["status"] == "merged"
+    assert out.get("session_worktree") is None
+    assert all(not str(event.get("branch", "")).endswith("/session") for event in created)
+    assert (repo / "docs/gen/b.txt").read_text() == "b\n"
     assert treefork_branches(repo) == []

@@ -258,6 +258,15 @@ class WorktreeManager:
         logger.info("Created worktree %s on branch %s", path, branch)
         return Worktree(path, branch)
 
+    async def create_branch(self, branch: str, start: str) -> bool:
+        """Create ``branch`` at ``start`` unless it exists (it is then left as it is, with
+        its commits: a resumed job goes on from there). Returns whether it was created."""
+        if await self.branch_head(branch) is not None:
+            return False
+        # Compare-and-swap against "no such ref": a branch made meanwhile is never moved.
+        await git("update-ref", f"refs/heads/{branch}", start, "", cwd=self.repo.root)
+        return True
+
     async def session_worktree(self, start: str) -> Worktree:
         """The job's session worktree (branch ``treefork/<job>/session``)."""
         return await self.ensure_worktree(
