@@ -16,12 +16,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from treefork.core.aggregate import domain_status
-from treefork.errors import MergeConflictError, TreeforkError
+from treefork.core.naming import domain_branch
+from treefork.domain import Command, Domain, JsonFile
+from treefork.errors import MergeConflictError, TreeforkError, WorktreeError
 from treefork.git.merge import changed_files
 from treefork.phases.integrate import merge_domain_into_session, retire_domain_worktree
 from treefork.phases.map import MapRun, run_map_phase
 from treefork.phases.reduce import map_summary, run_reduce, run_tests
 from treefork.phases.resume import (
+    decode_items,
     record_phase_head,
     record_setup,
     resume_map,
@@ -31,6 +34,7 @@ from treefork.phases.resume import (
 )
 from treefork.phases.setup import load_domain_items, run_setup
 from treefork.runtime import JobRuntime, runtime_from
+from treefork.settings import GraphSettings
 from treefork.state import DomainResult, DomainState
 
 __all__ = ("build_domain_graph",)
@@ -46,12 +50,38 @@ def _phase(runtime: JobRuntime, state: DomainState, phase: str, event: str, **fi
     runtime.emitter.emit(event, domain=state["domain"], phase=phase, **fields)
 
 
+def needs_worktree(domain: Domain, settings: GraphSettings) -> bool:
+    """Whether a domain uses a worktree of its own: for setup, reduce or tests steps, to read
+    its work items from files or a command, for read-only agents, or to be kept. A domain
+    with a map of listed items alone needs only its branch (agents merge into it in the
+    object store)."""
+    map_ = domain.map
+    listed = map_ is not None and not isinstance(map_.input, str | JsonFile | Command)
+    return not (
+        listed
+        and map_ is not None
+        and map_.isolation == "worktree"
+        and not domain.setup
+        and not domain.reduce
+        and domain.tests_step is None
+        and not settings.keep_worktrees
+    )
+
+
 async def prepare(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
-    """Create the domain worktree from the session branch."""
+    """Create the domain branch, and its worktree when the domain uses one."""
     runtime = runtime_from(config)
     domain = runtime.settings.domain(state["domain"])
     runtime.emitter.emit("domain_start", domain=domain.name, critical=domain.critical)
     update: dict[str, Any] = {"started_at": time.time(), "variables": {}}
+    if not needs_worktree(domain, runtime.settings):
+        branch = domain_branch(runtime.job_id, domain.name)
+        try:
+            await runtime.worktrees.create_branch(branch, runtime.base_commit)
+        except TreeforkError as error:
+            return {**update, **_failed("prepare", error)}
+        await runtime.recorder.resource("branch", branch, role="domain")
+        return {**update, "worktree": "", "branch": branch}
     try:
         worktree = await runtime.worktrees.domain_worktree(domain.name, runtime.base_commit)
     except TreeforkError as error:
@@ -66,6 +96,8 @@ async def setup(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     """Run setup steps, then load and select the work items."""
     runtime = runtime_from(config)
     domain = runtime.settings.domain(state["domain"])
+    if not state.get("worktree"):
+        return await _listed_items(runtime, domain, state)
     worktree = _worktree(state)
     variables = dict(state.get("variables") or {})
     recorded = await resume_setup(runtime, domain.name, worktree)
@@ -85,6 +117,45 @@ async def setup(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     return {"base_commit": base_commit, "items": items, "variables": variables}
 
 
+async def _listed_items(
+    runtime: JobRuntime, domain: Domain, state: DomainState
+) -> dict[str, Any]:
+    """Setup of a domain without a worktree: no steps, items listed in the definition."""
+    recorded = await runtime.recorder.domain(domain.name)
+    facts = (recorded or {}).get("setup")
+    if facts:
+        return {
+            "base_commit": facts["base_commit"],
+            "items": decode_items(facts["items"]),
+            "variables": dict(facts["variables"]),
+        }
+    try:
+        base_commit = await _head(runtime, state)
+        items = await load_domain_items(domain, runtime.repo.root)
+    except TreeforkError as error:
+        return _failed("map", error)
+    await record_setup(runtime, domain.name, base_commit, items, {})
+    return {"base_commit": base_commit, "items": items, "variables": {}}
+
+
+async def _head(runtime: JobRuntime, state: DomainState) -> str:
+    """The domain branch's tip (read in its worktree when it has one)."""
+    if state.get("worktree"):
+        return await runtime.worktrees.head(_worktree(state))
+    head = await runtime.worktrees.branch_head(state["branch"])
+    if head is None:
+        raise WorktreeError(state["branch"], "the domain branch is gone")
+    return head
+
+
+async def _record_head(runtime: JobRuntime, state: DomainState, phase: str, **facts: Any) -> None:
+    if state.get("worktree"):
+        await record_phase_head(runtime, state["domain"], phase, _worktree(state), **facts)
+    elif runtime.recorder.enabled:
+        head = await _head(runtime, state)
+        await runtime.recorder.phase_done(state["domain"], phase, {"head": head, **facts})
+
+
 async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     """Run one agent per item; then bring the domain worktree up to the merged work."""
     runtime = runtime_from(config)
@@ -101,13 +172,14 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
     _phase(runtime, state, "map", "phase_start", items=len(items))
     # A DLQ retry starts from a synced worktree at the branch tip; a first run (or a resumed
     # one) from a worktree whose files still match the post-setup commit.
-    checked_out = await runtime.worktrees.head(_worktree(state)) if retry else state["base_commit"]
+    has_worktree = bool(state.get("worktree"))
+    checked_out = await _head(runtime, state) if retry else state["base_commit"]
     run = MapRun(
         runtime=runtime,
         domain=domain,
         map=domain.map,
         branch=state["branch"],
-        worktree=_worktree(state),
+        worktree=_worktree(state) if has_worktree else runtime.repo.root,
         base_commit=state["base_commit"],
         variables=dict(state.get("variables") or {}),
         retry=retry,
@@ -122,11 +194,12 @@ async def map_phase(state: DomainState, config: RunnableConfig) -> dict[str, Any
         **{k: summary[k] for k in ("successful", "failed", "skipped", "total")},
     )
     variables = {**(state.get("variables") or {}), "map": summary}
-    try:
-        await runtime.worktrees.sync_worktree(_worktree(state), checked_out)
-    except TreeforkError as error:
-        return {"agents": results, "variables": variables, **_failed("map", error)}
-    await record_phase_head(runtime, domain.name, "map", _worktree(state))
+    if has_worktree:
+        try:
+            await runtime.worktrees.sync_worktree(_worktree(state), checked_out)
+        except TreeforkError as error:
+            return {"agents": results, "variables": variables, **_failed("map", error)}
+    await _record_head(runtime, state, "map")
     return {"agents": results, "variables": variables}
 
 
@@ -135,6 +208,9 @@ async def reduce(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     runtime = runtime_from(config)
     domain = runtime.settings.domain(state["domain"])
     variables = dict(state.get("variables") or {})
+    if not state.get("worktree"):  # no reduce steps
+        await _record_head(runtime, state, "reduce", variables=variables)
+        return {"variables": variables}
     rerun = bool(state.get("retry_items"))
     recorded = await resume_reduce(runtime, domain.name, _worktree(state), rerun=rerun)
     if recorded is not None:
@@ -189,7 +265,7 @@ async def integrate(state: DomainState, config: RunnableConfig) -> dict[str, Any
     runtime = runtime_from(config)
     if domain_status(failed_phase=None, **_counts(state)) == "failed":
         return {"merged_into_session": False}
-    head = await runtime.worktrees.head(_worktree(state))
+    head = await _head(runtime, state)
     try:
         merged = await merge_domain_into_session(runtime, state["domain"], head)
     except MergeConflictError as conflict:
@@ -212,10 +288,15 @@ async def finish(state: DomainState, config: RunnableConfig) -> dict[str, Any]:
     status = domain_status(failed_phase=state.get("failed_phase"), **counts)
     files: list[str] = []
     kept: list[str] = []
-    worktree = state.get("worktree")
+    worktree = state.get("worktree") or None
+    head: str | None = None
     if worktree:
         head = await runtime.worktrees.head(_worktree(state))
+    elif state.get("branch"):  # a domain without a worktree
+        head = await runtime.worktrees.branch_head(state["branch"])
+    if head is not None:
         files = await changed_files(runtime.repo.root, runtime.base_commit, head)
+    if worktree:
         if state.get("merged_into_session"):
             kept_path = await retire_domain_worktree(runtime, _worktree(state))
             kept = [kept_path] if kept_path else []

@@ -284,3 +284,27 @@ async def test_the_next_agents_worktree_is_made_ready_while_agents_run(repo: Pat
     assert saw_fifth_ready == [True] * 4
     assert len(worktrees) <= 5
     assert treefork_branches(repo) == [] and worktree_paths(repo) == [repo]
+
+
+@pytest.mark.parametrize("kind", ["map only", "with reduce", "kept worktrees"])
+async def test_a_domain_gets_a_worktree_only_when_something_uses_it(repo: Path, kind: str) -> None:
+    created: list[dict[str, Any]] = []
+
+    def sink(event: dict[str, Any]) -> None:
+        if event["event"] == "worktree" and event.get("action") == "created":
+            created.append(event)
+
+    agent = [Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")]
+    reduce = [Shell("test -f docs/a.md && test -f docs/b.md")] if kind == "with reduce" else []
+    domain = _domain(agent, ["a", "b"], reduce=reduce)
+    keep = kind == "kept worktrees"
+
+    out = await _run(repo, domain, keep_worktrees=keep, event_sinks=[sink])
+
+    assert out["status"] == "succeeded", out["failures"]
+    assert (repo / "docs" / "b.md").read_text() == "b\n"
+    has_domain_worktree = any(event.get("domain") == "docs" for event in created)
+    assert has_domain_worktree == (kind != "map only")
+    assert (out["domain_results"]["docs"]["worktree"] is None) == (kind == "map only")
+    if not keep:
+        assert treefork_branches(repo) == [] and worktree_paths(repo) == [repo]

@@ -82,9 +82,28 @@ def _domain(log: Path) -> Domain:
     )
 
 
-async def _run(repo: Path, home: Path, store: JobStore | None, log: Path, *, resume: bool = False) -> dict[str, Any]:
+def _map_only_domain(log: Path) -> Domain:
+    """Items listed in the definition and nothing but agents: the domain has no worktree."""
+    agent = Shell(
+        f"echo ${{item}} >> {log}; sleep 0.1; echo ${{item}} > docs/${{item}}.md; "
+        "git add docs && git commit -qm 'doc ${item}'",
+        commit_required=True,
+    )
+    return Domain("docs", map=Map(input=ITEMS, agent=[agent], max_parallel=2))
+
+
+async def _run(
+    repo: Path,
+    home: Path,
+    store: JobStore | None,
+    log: Path,
+    *,
+    resume: bool = False,
+    map_only: bool = False,
+) -> dict[str, Any]:
+    domain = _map_only_domain(log) if map_only else _domain(log)
     async with AsyncSqliteSaver.from_conn_string(str(home / "checkpoints.sqlite")) as saver:
-        graph = build_graph([_domain(log)], auto_approve=True, checkpointer=saver, store=store)
+        graph = build_graph([domain], auto_approve=True, checkpointer=saver, store=store)
         config = {"configurable": {"thread_id": "job-1"}}
         state_in = None if resume else {"task": "docs", "repo": str(repo), "job_id": "job-1"}
         return dict(await graph.ainvoke(state_in, config))
@@ -101,28 +120,33 @@ def project(tmp_path: Path) -> Path:
     return repo
 
 
-async def _uninterrupted_tree(tmp_path: Path) -> str:
+async def _uninterrupted_tree(tmp_path: Path, *, map_only: bool = False) -> str:
     repo = tmp_path / "pristine"
     home = tmp_path / "home-uninterrupted"
     with JobStore.in_home(home) as store:
-        out = await _run(repo, home, store, tmp_path / "uninterrupted.log")
+        out = await _run(repo, home, store, tmp_path / "uninterrupted.log", map_only=map_only)
     assert out["merge"]["status"] == "merged"
     return run_git(repo, "rev-parse", "main^{tree}").strip()
 
 
 async def _crash_then_resume(
-    tmp_path: Path, repo: Path, treefork_home: Path, when: Callable[[str, dict[str, Any]], str | None]
+    tmp_path: Path,
+    repo: Path,
+    treefork_home: Path,
+    when: Callable[[str, dict[str, Any]], str | None],
+    *,
+    map_only: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """Run until the crash, resume; returns the final state, the log at the crash, the log after."""
     log = tmp_path / "agents.log"
     crashing = CrashingStore(treefork_home / "treefork.db", when)
     with pytest.raises(BaseException) as caught:
-        await _run(repo, treefork_home, crashing, log)
+        await _run(repo, treefork_home, crashing, log, map_only=map_only)
     assert crashing.crashed, caught.value
     crashing.close()
     at_crash = _lines(log)
     with JobStore.in_home(treefork_home) as store:
-        out = await _run(repo, treefork_home, store, log, resume=True)
+        out = await _run(repo, treefork_home, store, log, resume=True, map_only=map_only)
     return out, at_crash, _lines(log)
 
 
@@ -251,3 +275,32 @@ async def test_a_graph_without_a_store_records_nothing(project: Path, treefork_h
     assert out["merge"]["status"] == "merged"
     assert not (treefork_home / "treefork.db").exists()
     assert not (treefork_home / "jobs" / out["job_id"] / "events.jsonl").exists()
+
+
+@pytest.mark.parametrize("moment", ["after a result", "after a pending merge"])
+async def test_a_domain_without_a_worktree_resumes_without_rerunning_recorded_agents(
+    tmp_path: Path, project: Path, treefork_home: Path, moment: str
+) -> None:
+    recorded: list[str] = []
+
+    def when(method: str, facts: dict[str, Any]) -> str | None:
+        if method != "record_agent":
+            return None
+        if moment == "after a result" and facts["merge"] == "merged":
+            recorded.append(facts["item"])
+            return "after" if len(recorded) == 2 else None
+        if moment == "after a pending merge" and facts == {"item": "c", "merge": "pending"}:
+            recorded.append("c")
+            return "after"
+        return None
+
+    out, at_crash, after = await _crash_then_resume(
+        tmp_path, project, treefork_home, when, map_only=True
+    )
+
+    _assert_clean_end(project, out, await _uninterrupted_tree(tmp_path, map_only=True))
+    assert out["domain_results"]["docs"]["worktree"] is None
+    for item in recorded:
+        assert after.count(item) == 1, (item, after)
+    assert sorted(set(after)) == ITEMS
+    assert len(at_crash) < len(after) or moment == "after a pending merge"
