@@ -310,3 +310,22 @@ async def test_reuse_cleans_only_when_ignored_files_other_than_kept_folders_were
         assert (reused.path / name).exists() == (name in kept)
     assert not (reused.path / "docs" / "0000-a.md").exists()
     assert run_git(reused.path, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_shrink_removes_idle_worktrees_and_leaves_the_ones_in_use(
+    repo: Path, treefork_home: Path
+) -> None:
+    manager = await _manager(repo, treefork_home)
+    base = manager.repo.head
+    pool = AgentPool(manager, "docs")
+    taken = [await pool.acquire(_branch(f"000{index}"), base) for index in range(3)]
+    for worktree in taken[:2]:
+        await pool.release(worktree, reusable=True)
+
+    await pool.shrink()
+
+    assert not taken[0].path.exists() and not taken[1].path.exists()
+    assert taken[2].path.exists()
+    assert set(worktree_paths(repo)) == {repo, taken[2].path}
+    reused = await pool.acquire(_branch("0009"), base)  # a late retry still gets a worktree
+    assert reused.path.exists()

@@ -89,6 +89,7 @@ class AgentPool:
         """Slots created with ``git worktree add`` (the rest were reused)."""
         self.create_at_once = create_at_once
         self._creating = 0
+        self._waiting = 0
         self._changed: anyio.Event | None = None
 
     async def acquire(self, branch: str, base: str) -> Worktree:
@@ -111,7 +112,11 @@ class AgentPool:
                 break
             if self._changed is None:
                 self._changed = anyio.Event()
-            await self._changed.wait()
+            self._waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiting -= 1
         self._creating += 1
         try:
             return await self._create(branch, base)
@@ -268,22 +273,37 @@ class AgentPool:
         """Report that ``branch``'s work, up to ``commit``, is merged: :meth:`close` deletes it."""
         self._merged[branch] = commit
 
+    async def shrink(self) -> None:
+        """Remove the idle slots no caller is waiting for, now: called once no new agent
+        will start, it takes the removals off the end of the job while the last agents run."""
+        spare = len(self._idle) - self._waiting
+        if spare > 0:
+            idle, self._idle = self._idle[:spare], self._idle[spare:]
+            await self._remove_slots(idle)
+
     async def close(self) -> None:
         """Remove idle slots (their agents' work is merged), then delete merged branches."""
         idle, self._idle = self._idle, []
-        self._pristine.clear()
+        await self._remove_slots(idle)
+        merged, self._merged = self._merged, {}
+        if merged and self.merged_into is not None:
+            await self.manager.delete_merged_branches(merged, merged_into=self.merged_into)
+
+    async def _remove_slots(self, idle: list[Path]) -> None:
+        for path in idle:
+            self._pristine.discard(path)
 
         async def remove(path: Path) -> None:
             # Untracked leftovers of a merged agent are not work; tracked changes would be
             # (something edited the slot after it came back clean).
-            if await self.manager.dirty_paths(path, untracked=False):
-                logger.warning("Keeping worktree %s: it has uncommitted changes", path)
-                return
-            await self.manager.remove_worktree(path, force=True)
+            try:
+                if await self.manager.dirty_paths(path, untracked=False):
+                    logger.warning("Keeping worktree %s: it has uncommitted changes", path)
+                    return
+                await self.manager.remove_worktree(path, force=True)
+            except TreeforkError as error:  # never fatal: the worktree simply stays
+                logger.warning("Keeping worktree %s: %s", path, error)
 
         async with anyio.create_task_group() as group:
             for path in idle:
                 group.start_soon(remove, path)
-        merged, self._merged = self._merged, {}
-        if merged and self.merged_into is not None:
-            await self.manager.delete_merged_branches(merged, merged_into=self.merged_into)

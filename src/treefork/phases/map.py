@@ -65,6 +65,8 @@ class MapRun:
     retry: frozenset[str] = frozenset()
     """Item ids retried from the DLQ; every other recorded item keeps its result."""
     objects: ObjectDatabase | None = None
+    unprepared: int = 0
+    """Items to run whose first attempt has no worktree yet."""
     """The repository's object database, when merge commits are written in process."""
     worktrees: anyio.CapacityLimiter | None = None
     """Agent worktrees in use at once: the running agents' and the spare ones made ready
@@ -111,6 +113,7 @@ async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, Age
     )
     run.objects = await run.runtime.worktrees.objects()
     to_run = await _settle_recorded(run, planned)
+    run.unprepared = len(to_run)
     pending = iter(to_run)
     pool = AgentPool(
         run.runtime.worktrees,
@@ -156,6 +159,10 @@ async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> Non
         result = await _run_item(run, pool, planned, total)
         if result is not None:
             _count(run, result)
+    # Every agent has its worktree: those handed back from now on are not needed again
+    # (bar a retry), and removing them now keeps it off the end of the job.
+    if run.unprepared == 0 and not run.runtime.settings.keep_worktrees:
+        await pool.shrink()
 
 
 @dataclass
@@ -312,6 +319,8 @@ async def _run_item(
         try:
             if reason is None:
                 prepared = await _prepare(run, pool, work, attempt)
+            if first:
+                run.unprepared -= 1  # it has its worktree, or never will
                 await slots.take()
                 reason = (run.stopped if first else None) or run.runtime.budget.try_start_agent()
             if reason is not None:
