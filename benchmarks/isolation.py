@@ -8,7 +8,7 @@ parent worktree and ``worktree remove``; for treefork, a pooled worktree switche
 agent's branch, the commit, one ``status``, the merge in the object store and handing the
 worktree back (the next agent's worktree is switched while this one merges). *First agent*
 is the time from the job's start to the first agent's end: for treefork it includes the
-domain worktree and the pool's first worktree. *Whole job / agents*
+pool's first worktree. *Whole job / agents*
 includes every fixed cost (treefork also removes the pool and merges into the original
 branch). Targets (steady state): at least 8x below the peer on 20,000 files, 3x on 2,000.
 
@@ -147,9 +147,10 @@ def main() -> None:
             "`update-ref`); the next agent's worktree is switched while this one merges. "
             "*Per agent* is the median time from one agent's end to the next one's (the "
             "steady state); *first agent* is the time from the job's start to the first "
-            "agent's end (treefork: the domain worktree and the pool's first worktree "
-            "created); *whole job / agents* includes every fixed cost (treefork also removes "
-            "the pool and merges into the original branch). Medians of "
+            "agent's end (treefork: the pool's first worktree created; a domain of listed "
+            "items and nothing else needs no worktree of its own, and an auto-approved job no "
+            "session worktree); *whole job / agents* includes every fixed cost (treefork also "
+            "removes the pool and merges into the original branch). Medians of "
             f"{options.runs} runs.\n\n" + table(rows)
         )
         write_section("isolation", "Isolation cost per agent", body)
