@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from treefork.errors import StoreError
 from treefork.store.schema import migrate
+
+T = TypeVar("T")
 
 __all__ = ("STORE_FILE", "JobStore", "close_all_stores", "shared_store")
 
@@ -631,6 +633,29 @@ _shared: weakref.WeakValueDictionary[Path, JobStore] = weakref.WeakValueDictiona
 _shared_lock = threading.Lock()
 
 
+def next_batch(
+    source: queue.SimpleQueue[T], *, limit: int, idle: float, stop: Callable[[], bool]
+) -> list[T] | None:
+    """The next batch a writer thread takes from its queue: the first item (waited for),
+    then whatever queued up behind it, up to ``limit`` items. When nothing comes for ``idle``
+    seconds, ``stop`` decides (under the lock its producers take) whether the thread ends:
+    None then."""
+    while True:
+        try:
+            first = source.get(timeout=idle)
+        except queue.Empty:
+            if stop():
+                return None
+            continue
+        batch = [first]
+        while len(batch) < limit:
+            try:
+                batch.append(source.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+
 class _BatchWriter(threading.Thread):
     """The thread that commits a store's queued writes, a batch at a time.
 
@@ -656,22 +681,20 @@ class _BatchWriter(threading.Thread):
         self._queue.put((write, future))
         return future
 
+    def _stop_if_idle(self) -> bool:
+        with self.store._writer_lock:
+            if not self._queue.empty():
+                return False
+            self.store._writer = None
+            return True
+
     def run(self) -> None:
         while True:
-            try:
-                first = self._queue.get(timeout=self._IDLE_SECONDS)
-            except queue.Empty:
-                with self.store._writer_lock:
-                    if self._queue.empty():
-                        self.store._writer = None
-                        return
-                continue
-            batch = [first]
-            while len(batch) < self._BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = next_batch(
+                self._queue, limit=self._BATCH, idle=self._IDLE_SECONDS, stop=self._stop_if_idle
+            )
+            if batch is None:
+                return
             try:
                 outcomes = self.store.write_batch([write for write, _ in batch])
             except BaseException as error:  # never leave a writer waiting

@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar
 import anyio
 
 from treefork.home import treefork_home
-from treefork.store.jobstore import JobStore, close_all_stores, shared_store
+from treefork.store.jobstore import JobStore, close_all_stores, next_batch, shared_store
 
 __all__ = ("EventLog", "JobRecorder", "StoreRef", "events_path")
 
@@ -264,25 +264,23 @@ class EventLog:
         with self._state:
             return self._state.wait_for(lambda: self._pending == 0, timeout)
 
+    def _stop_if_idle(self) -> bool:
+        with self._state:
+            if not self._queue.empty():
+                return False
+            self._close_files()
+            self._writer = None
+            return True
+
     def _write_all(self) -> None:
         while True:
-            try:
-                first = self._queue.get(timeout=self._IDLE_SECONDS)
-            except queue.Empty:
-                with self._state:
-                    if self._queue.empty():
-                        self._close_files()
-                        self._writer = None
-                        return
-                continue
             # Whatever queued up meanwhile goes in the same batch: one transaction and one
             # append per job file, however many events.
-            batch = [first]
-            while len(batch) < self._BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = next_batch(
+                self._queue, limit=self._BATCH, idle=self._IDLE_SECONDS, stop=self._stop_if_idle
+            )
+            if batch is None:
+                return
             try:
                 self._write(batch)
             except Exception:  # a log must never break the job; say so and go on
