@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cliutil import environment, treefork
 
-from treefork import Domain, ErrorPolicy, Map, Shell, build_graph
+from treefork import Budget, Domain, ErrorPolicy, Map, Shell, build_graph
 
 FAIL_BAD_ITEMS = Shell("case '${item}' in bad*) echo '${item} is bad' >&2; exit 7;; esac")
 
@@ -182,3 +182,18 @@ def test_dlq_sends_failed_items_to_the_dead_letter_queue_and_skip_does_not(
     assert report["domains"]["policy"]["succeeded"] == 2
     assert [failure["item"] for failure in report["failures"]] == ["1"]  # listed either way
     assert report["dlq"] == dlq
+
+
+async def test_every_retry_is_an_agent_run_the_budget_counts(repo: Path) -> None:
+    domain = Domain(
+        "work",
+        error_policy=ErrorPolicy(on_item_failure="retry", max_retries=5),
+        map=Map(input=["bad"], agent=[FAIL_BAD_ITEMS], max_parallel=1),
+    )
+    graph = build_graph([domain], auto_approve=True, budget=Budget(agent_runs=3))
+    out = await graph.ainvoke({"task": "work through the items", "repo": str(repo)})
+
+    (agent,) = out["domain_results"]["work"]["agents"]
+    assert (agent["status"], agent["attempts"]) == ("failed", 3)
+    assert out["budget"]["used"]["agent_runs"] == 3
+    assert out["budget"]["exhausted"] is True

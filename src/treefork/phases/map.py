@@ -321,6 +321,7 @@ async def _run_item(
                 prepared = await _prepare(run, pool, work, attempt)
             if first:
                 run.unprepared -= 1  # it has its worktree, or never will
+            if reason is None:
                 await slots.take()
                 reason = (run.stopped if first else None) or run.runtime.budget.try_start_agent()
             if reason is not None:
