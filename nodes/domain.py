@@ -56,10 +56,9 @@ def needs_worktree(domain: Domain, settings: GraphSettings) -> bool:
     with a map of listed items alone needs only its branch (agents merge into it in the
     object store)."""
     map_ = domain.map
-    listed = map_ is not None and not isinstance(map_.input, str | JsonFile | Command)
     return not (
-        listed
-        and map_ is not None
+        map_ is not None
+        and not isinstance(map_.input, str | JsonFile | Command)
         and map_.isolation == "worktree"
         and not domain.setup
         and not domain.reduce

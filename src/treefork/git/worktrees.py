@@ -138,26 +138,15 @@ class WorktreeManager:
         """Whether ``commit`` is reachable from ``of``."""
         return await git_ok("merge-base", "--is-ancestor", commit, of, cwd=self.repo.root)
 
-    async def dirty_paths(
-        self, path: Path, *, untracked: bool = True, folders: bool = False
-    ) -> list[str]:
+    async def dirty_paths(self, path: Path, *, untracked: bool = True) -> list[str]:
         """Paths with uncommitted changes in a worktree (ignored files never count).
 
         Args:
             path: The worktree.
-            untracked: Count untracked files.
-            folders: Name an untracked folder instead of every file in it (faster, and
-                lets git use its untracked cache).
+            untracked: Count untracked files (each one named).
         """
-        if not untracked:
-            options = ["--untracked-files=no"]
-        elif folders:
-            # Agent worktrees are treefork's own: their index may keep an untracked cache.
-            options = ["--untracked-files=normal"]
-        else:
-            options = ["--untracked-files=all"]
-        cache = ["-c", "core.untrackedCache=true"] if folders else []
-        result = await git(*cache, "status", "--porcelain", "-z", *options, cwd=path)
+        option = "--untracked-files=all" if untracked else "--untracked-files=no"
+        result = await git("status", "--porcelain", "-z", option, cwd=path)
         entries = [entry for entry in result.stdout.split("\0") if entry]
         return [entry[3:] for entry in entries if len(entry) > 3]
 
@@ -261,11 +250,16 @@ class WorktreeManager:
     async def create_branch(self, branch: str, start: str) -> bool:
         """Create ``branch`` at ``start`` unless it exists (it is then left as it is, with
         its commits: a resumed job goes on from there). Returns whether it was created."""
+        # Compare-and-swap against "no such ref": an existing branch is never moved.
+        ref = f"refs/heads/{branch}"
+        created = await git("update-ref", ref, start, "", cwd=self.repo.root, check=False)
+        if created.returncode == 0:
+            return True
         if await self.branch_head(branch) is not None:
             return False
-        # Compare-and-swap against "no such ref": a branch made meanwhile is never moved.
-        await git("update-ref", f"refs/heads/{branch}", start, "", cwd=self.repo.root)
-        return True
+        raise GitError(
+            ("update-ref", ref, start, ""), self.repo.root, created.returncode, created.stderr
+        )
 
     async def session_worktree(self, start: str) -> Worktree:
         """The job's session worktree (branch ``treefork/<job>/session``)."""

@@ -55,7 +55,6 @@ class MapRun:
     results: dict[str, AgentResult] = field(default_factory=dict)
     counts: ItemCounts = field(default_factory=ItemCounts)
     stopped: str | None = None
-    merge_lock: anyio.Lock = field(default_factory=anyio.Lock)
     usage: Usage = field(default_factory=Usage)
     merger: BranchMerger | None = None
     """The serial merge queue into ``branch`` (made on first merge)."""

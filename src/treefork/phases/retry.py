@@ -21,7 +21,6 @@ from langchain_core.runnables import RunnableConfig
 from treefork.core import naming
 from treefork.errors import JobError
 from treefork.events import Emitter
-from treefork.git.command import git
 from treefork.git.repository import open_repository
 from treefork.git.worktrees import WorktreeManager
 from treefork.home import treefork_home
@@ -34,13 +33,12 @@ __all__ = ("retry_dead_letters",)
 
 
 async def _ensure_branch(runtime: JobRuntime, branch: str, start: str) -> str:
+    if await runtime.worktrees.create_branch(branch, start):
+        runtime.emitter.emit("worktree", action="recreated_branch", branch=branch, commit=start)
+        return start
     tip = await runtime.worktrees.branch_head(branch)
-    if tip is not None:
-        return tip
-    # Create only if still missing (compare-and-swap against "no such ref").
-    await git("update-ref", f"refs/heads/{branch}", start, "", cwd=runtime.repo.root)
-    runtime.emitter.emit("worktree", action="recreated_branch", branch=branch, commit=start)
-    return start
+    assert tip is not None
+    return tip
 
 
 async def _runtime(
