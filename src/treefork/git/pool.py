@@ -2,7 +2,8 @@
 
 A worktree (a *slot*) is created once, with ``git worktree add --no-checkout`` under the
 repository lock and a checkout outside it, then handed from agent to agent: each agent gets
-it switched to its own new branch at the base commit (``git checkout -f -b``) and cleaned
+it switched to its own new branch at the base commit (``git read-tree -m -u``, which writes
+only the paths that differ; a new slot gets a full checkout) and cleaned
 (``git clean -ffdx``) except for the ignored dependency folders kept warm (``node_modules``,
 ``.venv``, ``target``). Ignored files a domain lists in ``worktree_include`` (``.env``) are
 copied in from the user's checkout each time; its ``on_worktree_create`` command runs once,
@@ -24,7 +25,7 @@ from pathlib import Path
 import anyio
 
 from treefork.errors import GitError, TreeforkError, WorktreeError
-from treefork.git.command import git
+from treefork.git.command import GitResult, git
 from treefork.git.worktrees import Worktree, WorktreeManager
 
 __all__ = ("DEFAULT_KEEP", "AgentPool", "OnCreate")
@@ -134,7 +135,7 @@ class AgentPool:
         pristine = path in self._pristine
         self._pristine.discard(path)
         try:
-            await self._switch(path, branch, base)
+            await self._switch(path, branch, base, clean=True)
             if not pristine:
                 await git(
                     "clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path
@@ -161,21 +162,55 @@ class AgentPool:
             raise
         return Worktree(path, branch)
 
-    async def _switch(self, path: Path, branch: str, base: str) -> None:
-        """Check out a new ``branch`` at ``base`` in ``path``, overwriting tracked files."""
+    async def _switch(self, path: Path, branch: str, base: str, *, clean: bool = False) -> None:
+        """Check out a new ``branch`` at ``base`` in ``path``.
+
+        A new slot gets a full ``git checkout -f``. A slot handed back ``clean`` (its
+        agent's ``git status`` found nothing modified, staged or untracked) is switched by
+        ``git read-tree -m -u``, which writes only the paths whose blobs differ between its
+        index and ``base``: unlike ``checkout``, it does not ``lstat`` every tracked file,
+        which on a large repository is most of what a switch costs.
+        """
+        if not clean:
+            await self._checkout(path, branch, base)
+            return
+        ref = f"refs/heads/{branch}"
+        created = await git(
+            "update-ref", "-m", f"branch: Created from {base}", ref, base, "",
+            cwd=path, check=False,
+        )  # fmt: skip
+        if created.returncode != 0:
+            await self._existing_at_base(branch, base, path, created)
+        try:
+            await git("symbolic-ref", "-m", f"treefork: to {branch}", "HEAD", ref, cwd=path)
+            switched = await git("read-tree", "-m", "-u", base, cwd=path, check=False)
+            if switched.returncode != 0:
+                logger.info("read-tree could not switch %s: %s", path, switched.stderr.strip())
+                await git("checkout", "-q", "-f", "-B", branch, base, cwd=path)
+        except BaseException:
+            if created.returncode == 0:  # the branch is new and holds nothing: not left over
+                with anyio.CancelScope(shield=True):
+                    await git("update-ref", "-d", ref, base, cwd=path, check=False)
+            raise
+
+    async def _checkout(self, path: Path, branch: str, base: str) -> None:
         created = await git("checkout", "-q", "-f", "-b", branch, base, cwd=path, check=False)
         if created.returncode == 0:
             return
+        await self._existing_at_base(branch, base, path, created)
+        await git("checkout", "-q", "-f", "-B", branch, base, cwd=path)
+
+    async def _existing_at_base(
+        self, branch: str, base: str, path: Path, failed: GitResult
+    ) -> None:
+        """After creating ``branch`` failed: go on only if it already exists at ``base``."""
         existing = await self.manager.branch_head(branch)
         if existing is None:
-            raise GitError(
-                ("checkout", "-f", "-b", branch, base), path, created.returncode, created.stderr
-            )
+            raise GitError(("branch", branch, base), path, failed.returncode, failed.stderr)
         if existing != base:
             raise WorktreeError(
                 branch, f"branch exists at {existing[:12]}, not at base {base[:12]}"
             )
-        await git("checkout", "-q", "-f", "-B", branch, base, cwd=path)
 
     async def _new_slot(self, base: str) -> Path:
         self.created += 1

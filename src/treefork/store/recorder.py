@@ -297,16 +297,18 @@ class EventLog:
             by_home.setdefault(home_setting, []).append(event)
         for home_setting, events in by_home.items():
             home = treefork_home(home_setting)
-            self.ref.get(home).append_events(events)
+            # The JSONL file first: a live tail sees the events even while the store waits
+            # for another job's transaction.
             lines: dict[str, list[str]] = {}
             for event in events:
                 job_id = str(event.get("job_id") or "")
                 if job_id:
                     lines.setdefault(job_id, []).append(json.dumps(event, default=str) + "\n")
             for job_id, text in lines.items():
-                self._file(events_path(home, job_id)).write("".join(text))
-        for log in self._files.values():
-            log.flush()
+                log = self._file(events_path(home, job_id))
+                log.write("".join(text))
+                log.flush()
+            self.ref.get(home).append_events(events)
 
     def _file(self, path: Path) -> IO[str]:
         """The open JSONL file of a job (kept open while the writer runs)."""
