@@ -3,8 +3,7 @@
 The test repositories are generated here (files of about 4 KB in folders of 100), committed
 once, packed, and cached under ``benchmarks/.work/repos``; :func:`fresh_repository` puts one
 back to its first commit (no other branch, no worktree, no object left from earlier runs)
-before every measured run, so runs do not see each other's work, and waits where the
-filesystem would make the previous run's deletions slow this one down (:func:`_settle`).
+before every measured run, so runs do not see each other's work.
 Automatic ``git gc`` is off in these repositories, for both sides: a background repack
 starting in the middle of one run and not another would only add noise.
 """
@@ -25,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
-WORK = BENCHMARKS / ".work"
+DEFAULT_WORK = BENCHMARKS / ".work"
+WORK = Path(os.environ.get("TREEFORK_BENCH_WORK") or DEFAULT_WORK).resolve()
+"""Where repositories and treefork homes go (``TREEFORK_BENCH_WORK`` chooses another disk)."""
 README = BENCHMARKS / "README.md"
 PYTHON = sys.executable
 STARTED_LOAD = os.getloadavg()[0]
@@ -107,57 +108,36 @@ def fresh_repository(files: int) -> Path:
         )
     run_git(path, "reflog", "expire", "--expire=now", "--all")
     run_git(path, "prune", "--expire=now")
-    _settle(files)
     return path
 
 
-SETTLE_SECONDS = 61.0
-_previous_files: list[int] = [0]
-
-
-def _settle(files: int) -> None:
-    """Let the deletions of the previous run stop slowing down this one's file creation.
-
-    ext4 without a journal (this machine's root filesystem) skips inodes freed in the last
-    60 s when it allocates new ones (``recently_deleted`` in ``fs/ext4/ialloc.c``; 300 s while
-    their inode table block is dirty). Right after a run on the 2,000-file repository deleted
-    its 20,000 or more files, each new file of the next run costs up to a millisecond of
-    kernel time: a 2,000-file checkout took 1.0 s of system time instead of 0.04 s. So,
-    when this or the previous run uses a large repository and the filesystem has no
-    journal, the deletions are written out (``sync``) and the run waits a minute: every run,
-    treefork's and the peer's alike, starts on a filesystem in the same state. What a run
-    deletes itself still counts against it.
-    """
-    large = max(files, _previous_files[0]) >= 1000
-    _previous_files[0] = files
-    os.sync()
-    if large and _ext4_without_journal(WORK):
-        print(
-            f"  settling {SETTLE_SECONDS:.0f} s (ext4 without a journal reuses freed inodes late)"
-        )
-        time.sleep(SETTLE_SECONDS)
-
-
-def _ext4_without_journal(path: Path) -> bool:
-    """Whether ``path`` lies on an ext4 filesystem mounted without a journal (Linux only)."""
+def filesystem(path: Path) -> str:
+    """The kind of filesystem ``path`` lies on ("ext4 without a journal", "tmpfs"; Linux)."""
     try:
         mounts = Path("/proc/mounts").read_text().splitlines()
     except OSError:
-        return False
+        return "unknown filesystem"
     best: tuple[str, str, str] | None = None
+    resolved = str(path.resolve())
     for line in mounts:
         fields = line.split()
         if len(fields) < 3:
             continue
         device, point, kind = fields[0], fields[1], fields[2]
-        inside = str(path.resolve()).startswith(point.rstrip("/") + "/") or point == "/"
-        if inside and (best is None or len(point) > len(best[1])):
+        inside = point in ("/", resolved) or resolved.startswith(point + "/")
+        if inside and (best is None or len(point) >= len(best[1])):
             best = (device, point, kind)
-    if best is None or best[2] != "ext4":
-        return False
-    name = Path(best[0]).name
-    journals = Path("/proc/fs/jbd2")
-    return not any(entry.name.startswith(f"{name}-") for entry in journals.glob("*"))
+    if best is None:
+        return "unknown filesystem"
+    device, _, kind = best
+    if kind == "ext4":
+        journals = Path("/proc/fs/jbd2")
+        name = Path(device).name
+        journaled = journals.is_dir() and any(
+            entry.name.startswith(f"{name}-") for entry in journals.iterdir()
+        )
+        return "ext4" if journaled else "ext4 without a journal"
+    return kind
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -257,7 +237,9 @@ is the median of at least 3 runs. Each script rewrites its own section below.
 .venv/bin/python benchmarks/run_all.py      # all of them
 ```
 
-Generated repositories and the treefork home live in `benchmarks/.work/` (ignored by git).
+Generated repositories and the treefork home live in `benchmarks/.work/` (ignored by git);
+`TREEFORK_BENCH_WORK=/dev/shm/treefork-bench` puts them elsewhere, and the sections measured
+there are written separately, named after the filesystem.
 """
 
 
@@ -266,9 +248,12 @@ def write_section(name: str, title: str, body: str) -> None:
     text = README.read_text() if README.exists() else _HEADER
     stamp = time.strftime("%Y-%m-%d")
     load = f"load average {STARTED_LOAD:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    disk = filesystem(WORK)
+    if WORK != DEFAULT_WORK:  # a second location gets its own section
+        name, title = f"{name}-{disk.split()[0]}", f"{title}, work folder on {disk}"
     section = (
-        f"<!-- {name}:start -->\n## {title}\n\nMeasured {stamp} on {machine()}; {load}.\n\n"
-        f"{body.strip()}\n<!-- {name}:end -->"
+        f"<!-- {name}:start -->\n## {title}\n\nMeasured {stamp} on {machine()}; {load}; "
+        f"repositories and treefork homes on {disk}.\n\n{body.strip()}\n<!-- {name}:end -->"
     )
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.DOTALL)
     if pattern.search(text):
