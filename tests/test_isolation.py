@@ -206,6 +206,36 @@ async def test_a_read_only_agent_that_commits_fails_clearly_and_its_commit_is_dr
         assert "sneaky" not in run_git(repo, "ls-tree", "-r", "--name-only", branch)
 
 
+async def test_a_read_only_agent_that_commits_fails_alone_and_its_neighbours_go_on(
+    repo: Path, treefork_home: Path
+) -> None:
+    # "a" tries to commit while "b" is in the middle of its step in the same worktree.
+    script = (
+        "case '${item}' in "
+        "a) sleep 0.3; echo sneaky > docs/sneaky.md && git add docs/sneaky.md "
+        "&& git commit -qm sneaky;; "
+        "*) sleep 1.5; head -1 docs/index.md;; esac"
+    )
+    domain = _domain([Shell(script)], ["a", "b"], isolation="none")
+    before = snapshot(repo)
+
+    out = await _run(repo, domain, home=treefork_home)
+
+    agents = _agents(out)
+    assert agents["a"]["status"] == "failed"
+    assert "read-only agents (isolation none) may not commit" in agents["a"]["error"]
+    assert agents["b"]["status"] == "succeeded", agents["b"]["error"]
+    assert agents["b"]["output_tail"].strip() == "line 1"
+    for branch in treefork_branches(repo):
+        assert "sneaky" not in run_git(repo, "ls-tree", "-r", "--name-only", branch)
+    assert snapshot(repo).files == before.files
+    # What "a" staged is left uncommitted in the domain worktree, which is kept for it, as
+    # any worktree with uncommitted changes is.
+    kept = [path for path in worktree_paths(repo) if path != repo]
+    assert [path.name for path in kept] == ["docs"]
+    assert run_git(kept[0], "status", "--porcelain") == "A  docs/sneaky.md\n"
+
+
 # -- git without merge-tree --write-tree ----------------------------------------------------
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from gitutil import make_repo, run_git
 
-from treefork.environment import scrubbed_environment
+from treefork.environment import READ_ONLY_REFUSAL, scrubbed_environment
 from treefork.runners.process import run_process
 
 
@@ -153,3 +154,51 @@ async def test_invalid_utf8_is_replaced(tmp_path: Path) -> None:
 async def test_a_missing_program_raises_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         await run_process(["no-such-program-here"], cwd=tmp_path, env=scrubbed_environment())
+
+
+async def test_treeforks_git_configuration_reaches_the_command_and_the_callers_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "gc.auto")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "6700")
+    result = await run_process(
+        ["git", "config", "gc.auto"], cwd=tmp_path, env=scrubbed_environment()
+    )
+    assert result.stdout == "0\n"  # no background gc racing parallel agents
+
+
+async def test_a_read_only_commands_git_refuses_to_move_head_or_a_branch(
+    tmp_path: Path,
+) -> None:
+    make_repo(tmp_path / "repo")
+    repo = tmp_path / "repo"
+    head = run_git(repo, "rev-parse", "HEAD")
+    attempts = {
+        "commit": "echo more >> README.md && git commit -qam more",
+        "commit --no-verify": "echo more >> README.md && git commit -qam more --no-verify",
+        "reset": "git reset -q --hard HEAD~0",
+        "branch": "git branch side",
+        "update-ref": "git update-ref refs/heads/side HEAD",
+    }
+    for name, script in attempts.items():
+        result = await run_process(
+            ["bash", "-c", script], cwd=repo, env=scrubbed_environment(read_only=True)
+        )
+        assert result.exit_code != 0, name
+        assert READ_ONLY_REFUSAL in result.stderr, name
+        run_git(repo, "checkout", "-q", "--", "README.md")
+    assert run_git(repo, "rev-parse", "HEAD") == head
+    assert run_git(repo, "branch", "--list", "side") == ""
+    reading = await run_process(
+        ["bash", "-c", "git status --porcelain && git log --oneline | wc -l && git diff HEAD"],
+        cwd=repo,
+        env=scrubbed_environment(read_only=True),
+    )
+    assert (reading.exit_code, reading.stdout.split()) == (0, ["1"])
+    writer = await run_process(
+        ["bash", "-c", "echo more >> README.md && git commit -qam more"],
+        cwd=repo,
+        env=scrubbed_environment(),
+    )
+    assert writer.exit_code == 0, writer.stderr

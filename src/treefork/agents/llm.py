@@ -60,12 +60,16 @@ DEFAULT_COMMIT_MESSAGE = "treefork: agent changes for item {item_id}"
 _TOOL_INPUT_ERRORS = (TreeforkError, OSError, ValueError, ToolException)
 
 
-def agent_tools(worktree: Path, *, command_timeout: float = 120.0) -> list[BaseTool]:
+def agent_tools(
+    worktree: Path, *, command_timeout: float = 120.0, read_only: bool = False
+) -> list[BaseTool]:
     """The LangChain tools an LLM agent gets, all bound to one worktree.
 
     Args:
         worktree: The agent's worktree; every path is confined to it.
         command_timeout: Seconds ``run_command`` lets a command run.
+        read_only: The agent may not commit (``isolation: none``): git in ``run_command``
+            refuses to move HEAD or a branch.
 
     Returns:
         ``list_files``, ``read_file``, ``write_file``, ``search`` and ``run_command``.
@@ -111,7 +115,9 @@ def agent_tools(worktree: Path, *, command_timeout: float = 120.0) -> list[BaseT
         Args:
             command: The bash script; the worktree root is its working directory.
         """
-        return await tools.run_command(worktree, command, command_timeout=command_timeout)
+        return await tools.run_command(
+            worktree, command, command_timeout=command_timeout, read_only=read_only
+        )
 
     functions: list[Callable[..., Awaitable[str]]] = [
         list_files,
@@ -267,7 +273,8 @@ def llm_agent(
         system: The system prompt; :data:`DEFAULT_SYSTEM_PROMPT` when omitted.
         max_steps: Most model calls; a model still calling tools after them fails the step.
         prices: Prices for the usage's cost; without them the cost is 0.0.
-        commit: Commit the worktree's changes (``git add -A``) when the model is done.
+        commit: Commit the worktree's changes (``git add -A``) when the model is done
+            (never for a read-only agent, ``isolation: none``).
         commit_message: The commit message; ``{item_id}`` is replaced by the item's id.
         command_timeout: Seconds a ``run_command`` call may run.
 
@@ -292,11 +299,13 @@ def llm_agent(
             SystemMessage(system or DEFAULT_SYSTEM_PROMPT),
             HumanMessage(task_message(context, prompt)),
         ]
-        bound_tools = agent_tools(context.worktree, command_timeout=command_timeout)
+        bound_tools = agent_tools(
+            context.worktree, command_timeout=command_timeout, read_only=not context.allow_commits
+        )
         ended = await _converse(model, messages, bound_tools, max_steps=max_steps, prices=prices)
         if not isinstance(ended, _Conversation):
             raise _steps_exhausted(context, max_steps, ended)
-        if commit:
+        if commit and context.allow_commits:  # a read-only agent's worktree is shared
             item_id = context.item_id if context.item_id is not None else "-"
             await commit_changes(context.worktree, commit_message.replace("{item_id}", item_id))
         return AgentOutput(output=ended.answer, usage=ended.usage, variables={"steps": ended.steps})

@@ -238,6 +238,7 @@ async def run_command(
     *,
     command_timeout: float = 120.0,
     max_output: int = MAX_COMMAND_OUTPUT,
+    read_only: bool = False,
 ) -> str:
     """Run ``bash -c command`` with the worktree as working directory.
 
@@ -250,6 +251,7 @@ async def run_command(
         command: The bash script.
         command_timeout: Seconds before the command is killed.
         max_output: Most characters of stdout, and of stderr, returned (start and end kept).
+        read_only: The agent may not commit: git refuses to move HEAD or a branch.
 
     Returns:
         The exit code (or the timeout), stdout and stderr, as text for the model.
@@ -258,7 +260,7 @@ async def run_command(
     result = await run_process(
         ["bash", "-c", command],
         cwd=worktree,
-        env=scrubbed_environment(),
+        env=scrubbed_environment(read_only=read_only),
         timeout=command_timeout,
         max_output=_MAX_COMMAND_BYTES_KEPT,
     )

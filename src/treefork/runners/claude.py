@@ -155,7 +155,7 @@ async def run_claude(
         cwd = await anyio.to_thread.run_sync(working_directory, context, step, scope)
     except InterpolationError as error:
         raise make_error(context, step, str(error)) from error
-    environment = command_environment(env, {})
+    environment = command_environment(env, {}, read_only=not context.allow_commits)
     argv, stdin = claude_argv(_template(context, environment), prompt)
     found = bool(argv) and await anyio.to_thread.run_sync(
         functools.partial(shutil.which, argv[0], path=environment.get("PATH"))

@@ -164,9 +164,12 @@ def interpolation_scope(context: StepContext, env: Mapping[str, str]) -> dict[st
     return {**env, **context.variables, **_item_keys(context)}
 
 
-def command_environment(env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """The full environment of a command: the caller's, scrubbed, plus ``env`` and ``extra``."""
-    return scrubbed_environment({**env, **extra})
+def command_environment(
+    env: Mapping[str, str], extra: Mapping[str, str], *, read_only: bool = False
+) -> dict[str, str]:
+    """The full environment of a command: the caller's, scrubbed, plus ``env`` and ``extra``;
+    ``read_only`` (a context that may not commit) makes git refuse to move HEAD or a branch."""
+    return scrubbed_environment({**env, **extra}, read_only=read_only)
 
 
 def time_limit(context: StepContext, step: Step) -> float | None:

@@ -29,7 +29,7 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-from treefork.environment import LEAKY_GIT_VARIABLES
+from treefork.environment import REDIRECTING_GIT_VARIABLES
 
 __all__ = ("ProcessResult", "run_process")
 
@@ -183,7 +183,11 @@ async def run_process(
         OSError: The program could not be started (``FileNotFoundError`` when it does
             not exist, or ``cwd`` does not).
     """
-    environment = {name: value for name, value in env.items() if name not in LEAKY_GIT_VARIABLES}
+    # Redirections go whoever built ``env``; the git configuration scrubbed_environment
+    # put there (no auto gc; a read-only agent's hooks) stays.
+    environment = {
+        name: value for name, value in env.items() if name not in REDIRECTING_GIT_VARIABLES
+    }
     logger.info("Executing in worktree: %s: %s", cwd, _short(args))
     started = anyio.current_time()
     async with _process_files(stdin) as (stdout, stderr, input_file):

@@ -101,7 +101,10 @@ async def run_shell(
     async with _command(rendered) as (argv, extra):
         try:
             result = await run_process(
-                argv, cwd=cwd, env=command_environment(env, extra), timeout=timeout
+                argv,
+                cwd=cwd,
+                env=command_environment(env, extra, read_only=not context.allow_commits),
+                timeout=timeout,
             )
         except OSError as error:
             raise make_error(context, step, f"could not start bash in {cwd}: {error}") from error

@@ -17,8 +17,9 @@ each step:
    agent's variables join the scope. ``shell`` always holds the latest shell step's output.
 6. On failure, the ``on_failure`` steps run in the same context: if they all succeed the
    failure is handled (the result says so) and the list goes on.
-7. Read-only contexts (``allow_commits=False``): a step that moved HEAD fails, whatever else
-   happened.
+7. Read-only contexts (``allow_commits=False``): git refuses to move HEAD or a branch in
+   the step's commands (:mod:`treefork.environment`), and the step fails saying so; a step
+   that moved HEAD all the same fails too, whatever else happened.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import anyio
 
 from treefork.core.capture import parse_capture
 from treefork.core.conditions import holds
+from treefork.environment import READ_ONLY_REFUSAL
 from treefork.errors import CommitRequiredError, GitError, InterpolationError, StepError
 from treefork.git.refs import head_commit
 from treefork.runners.agent import run_agent
@@ -303,12 +305,18 @@ async def _refuse_commits(
     step: Step, context: StepContext, before: str | None, progress: _Progress
 ) -> None:
     after = await _head(context)
-    if after == before:
+    if after != before:  # moved all the same (a command that bypasses the refusing hook)
+        reason = (
+            f"{READ_ONLY_REFUSAL}, but HEAD moved from "
+            f"{(before or 'nothing')[:12]} to {(after or 'nothing')[:12]}"
+        )
+    elif progress.run.error is not None and READ_ONLY_REFUSAL in progress.run.stderr:
+        code = progress.run.exit_code
+        reason = f"{READ_ONLY_REFUSAL}: its git refused to update HEAD or a branch" + (
+            f" (exit code {code})" if code is not None else ""
+        )
+    else:
         return
-    reason = (
-        f"read-only agents (isolation none) may not commit, but HEAD moved from "
-        f"{(before or 'nothing')[:12]} to {(after or 'nothing')[:12]}"
-    )
     progress.handled = None
     progress.run = dataclasses.replace(progress.run, error=make_error(context, step, reason))
 
