@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 from gitutil import commit_file, make_repo, run_git
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from treefork.errors import WorktreeError
@@ -122,15 +122,68 @@ async def _agents(workdir: Path, agents: list[tuple[bool, list[tuple[str, str, s
     assert pool.created == 1
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.booleans(), operations), min_size=2, max_size=4))
+@example([(False, [("write", "x/y/z.txt", "one\n"), ("delete", "x/y/z.txt", "")]), (False, [])])
 def test_a_reused_worktree_equals_a_fresh_checkout_of_its_base(
     agents: list[tuple[bool, list[tuple[str, str, str]]]],
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        anyio.run(_agents, Path(folder), agents)
+    threshold = pool_module.READ_TREE_FROM
+    try:
+        # These small repositories are switched with checkout, then with read-tree.
+        for pool_module.READ_TREE_FROM in (threshold, 0):
+            with tempfile.TemporaryDirectory() as folder:
+                anyio.run(_agents, Path(folder), agents)
+    finally:
+        pool_module.READ_TREE_FROM = threshold
 
 
+@pytest.fixture
+def read_tree_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool_module, "READ_TREE_FROM", 0)
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real_git = pool_module.git
+
+    async def recording_git(*args: str, **kwargs: object) -> object:
+        calls.append(args[0])
+        return await real_git(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool_module, "git", recording_git)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("threshold", "commands"), [(5, ["checkout"]), (4, ["update-ref", "symbolic-ref", "read-tree"])]
+)
+async def test_a_clean_worktree_is_switched_with_read_tree_from_the_threshold_on(
+    repo: Path,
+    treefork_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    threshold: int,
+    commands: list[str],
+) -> None:
+    manager = WorktreeManager(await open_repository(repo), "job1", treefork_home)
+    base = manager.repo.head
+    pool = AgentPool(manager, "docs")
+    first = await pool.acquire("treefork/job1/agents/docs/0000", base)
+    commit_file(first.path, "docs/a.md", "agent a\n", "agent a")
+    await pool.release(first, reusable=True, ignored=[])  # its index: four files
+    monkeypatch.setattr(pool_module, "READ_TREE_FROM", threshold)
+    calls = _recording(monkeypatch)
+
+    again = await pool.acquire("treefork/job1/agents/docs/0001", base)
+
+    assert calls == commands
+    assert not (again.path / "docs/a.md").exists()
+    assert run_git(again.path, "rev-parse", "HEAD").strip() == base
+    assert run_git(again.path, "symbolic-ref", "HEAD").strip().endswith("/0001")
+    assert run_git(again.path, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+@pytest.mark.usefixtures("read_tree_always")
 async def test_a_branch_already_at_another_commit_stops_the_switch_and_changes_nothing(
     repo: Path, treefork_home: Path
 ) -> None:
@@ -153,6 +206,7 @@ async def test_a_branch_already_at_another_commit_stops_the_switch_and_changes_n
     assert again.path == first.path and not (again.path / "docs/a.md").exists()
 
 
+@pytest.mark.usefixtures("read_tree_always")
 async def test_a_switch_read_tree_refuses_falls_back_to_a_full_checkout(
     repo: Path, treefork_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

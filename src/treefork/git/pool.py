@@ -2,8 +2,9 @@
 
 A worktree (a *slot*) is created once, with ``git worktree add --no-checkout`` under the
 repository lock and a checkout outside it, then handed from agent to agent: each agent gets
-it switched to its own new branch at the base commit (``git read-tree -m -u``, which writes
-only the paths that differ; a new slot gets a full checkout) and cleaned
+it switched to its own new branch at the base commit (on a large repository with
+``git read-tree -m -u``, which writes only the paths that differ; otherwise, and in a new
+slot, with a checkout) and cleaned
 (``git clean -ffdx``) except for the ignored dependency folders kept warm (``node_modules``,
 ``.venv``, ``target``). Ignored files a domain lists in ``worktree_include`` (``.env``) are
 copied in from the user's checkout each time; its ``on_worktree_create`` command runs once,
@@ -17,7 +18,9 @@ branch they were merged into.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,14 +29,21 @@ import anyio
 
 from treefork.errors import GitError, TreeforkError, WorktreeError
 from treefork.git.command import GitResult, git
+from treefork.git.refs import index_entries
 from treefork.git.worktrees import Worktree, WorktreeManager
 
-__all__ = ("DEFAULT_KEEP", "AgentPool", "OnCreate")
+__all__ = ("DEFAULT_KEEP", "READ_TREE_FROM", "AgentPool", "OnCreate")
 
 logger = logging.getLogger("treefork.git")
 
 DEFAULT_KEEP: tuple[str, ...] = ("node_modules", ".venv", "target")
 """Ignored folders kept warm when an agent worktree is reused."""
+
+READ_TREE_FROM = 1000
+"""Tracked files from which a clean worktree is switched with ``read-tree`` (three small git
+commands) rather than ``checkout`` (one that ``lstat``s every file): on this project's
+2-core benchmark machine ``checkout`` cost about 2 ms of CPU on 20 files and 8-19 ms on
+2,000, the three small commands about 4.5 ms together."""
 
 OnCreate = Callable[[Path], Awaitable[None]]
 """Runs once in each new agent worktree (after its checkout); raising fails that agent."""
@@ -140,6 +150,8 @@ class AgentPool:
                 await git(
                     "clean", "-q", "-ffdx", *(f"-e{name}" for name in self.keep), cwd=path
                 )  # fmt: skip
+            else:  # empty folders, which no git status shows, are all that can be left
+                await anyio.to_thread.run_sync(_remove_empty_folders, path, self.keep)
             await self._copy_included(path)
         except BaseException:
             self._idle.append(path)  # it was clean, and the switch changed nothing else
@@ -169,9 +181,11 @@ class AgentPool:
         agent's ``git status`` found nothing modified, staged or untracked) is switched by
         ``git read-tree -m -u``, which writes only the paths whose blobs differ between its
         index and ``base``: unlike ``checkout``, it does not ``lstat`` every tracked file,
-        which on a large repository is most of what a switch costs.
+        which on a large repository is most of what a switch costs. It takes three git
+        commands (``update-ref``, ``symbolic-ref``, ``read-tree``) where ``checkout`` takes
+        one, so it is used from :data:`READ_TREE_FROM` tracked files on.
         """
-        if not clean:
+        if not clean or (index_entries(path) or 0) < READ_TREE_FROM:
             await self._checkout(path, branch, base)
             return
         ref = f"refs/heads/{branch}"
@@ -342,3 +356,16 @@ class AgentPool:
         async with anyio.create_task_group() as group:
             for path in idle:
                 group.start_soon(remove, path)
+
+
+def _remove_empty_folders(root: Path, keep: Sequence[str]) -> None:
+    """Remove the folders under ``root`` that hold no file, however deep (not ``.git``, not
+    the kept folders, not ``root``): a plain walk, far cheaper than ``git clean``."""
+    found: list[tuple[str, bool]] = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if name != ".git" and name not in keep]
+        found.append((folder, not files))
+    for folder, fileless in reversed(found[1:]):  # deepest first; the root stays
+        if fileless:
+            with contextlib.suppress(OSError):  # a subfolder still there: it must stay
+                os.rmdir(folder)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from treefork.git.command import git
 
-__all__ = ("head_commit", "read_head")
+__all__ = ("head_commit", "index_entries", "read_head")
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
@@ -127,3 +127,17 @@ async def head_commit(worktree: Path) -> str | None:
         pass
     result = await git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=worktree, check=False)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def index_entries(worktree: Path) -> int | None:
+    """How many entries the worktree's index holds, from its header; None when unknown
+    (no index yet, or one this reader does not recognise)."""
+    try:
+        git_dir, _ = _git_dirs(worktree)
+        with open(git_dir / "index", "rb") as index:
+            header = index.read(12)
+    except (OSError, UnicodeDecodeError, _Unreadable):
+        return None
+    if len(header) < 12 or header[:4] != b"DIRC":
+        return None
+    return int.from_bytes(header[8:12], "big")
