@@ -22,11 +22,11 @@ def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def _validated_input(state: ParallelState) -> tuple[str, str, str]:
+def _validated_input(state: ParallelState, default_repo: str | None) -> tuple[str, str, str]:
     task = state.get("task")
     if not isinstance(task, str) or not task.strip():
         raise InputError("task", "give the task as a non-empty string")
-    repo = state.get("repo")
+    repo = state.get("repo") or default_repo
     if not isinstance(repo, str) or not repo.strip():
         raise InputError("repo", "give the path of a git repository")
     job_id = state.get("job_id") or new_job_id()
@@ -40,7 +40,8 @@ def _validated_input(state: ParallelState) -> tuple[str, str, str]:
 async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[str, Any]:
     """Choose the domains the task touches.
 
-    Reads ``task``, ``repo`` and optionally ``base_branch`` and ``job_id``; writes the
+    Reads ``task``, ``repo`` (else the graph's default repository) and optionally
+    ``base_branch`` and ``job_id``; writes the
     job's identity (job id, base branch and commit, session branch) and ``domains`` with a
     reason for each. When nothing is chosen, ``routing_message`` says why.
 
@@ -48,7 +49,7 @@ async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[s
         InputError: The task, repository path or job id is missing or invalid.
         RepositoryError: The repository cannot be used.
     """
-    task, repo_path, job_id = _validated_input(state)
+    task, repo_path, job_id = _validated_input(state, settings.repo)
     repo = await open_repository(repo_path, state.get("base_branch"))
     selection = await settings.analyzer.select(task, settings.specs())
     defined = {domain.name for domain in settings.domains}

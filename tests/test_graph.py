@@ -474,7 +474,18 @@ async def test_bad_input_raises_clear_errors(tmp_path: Path, repo: Path) -> None
         await graph.ainvoke({"task": "docs", "repo": str(tmp_path)})
     with pytest.raises(InputError, match="job_id"):
         await graph.ainvoke({"task": "docs", "repo": str(repo), "job_id": "bad/../id"})
+    with pytest.raises(InputError, match="repo"):
+        await graph.ainvoke({"task": "docs"})
     assert treefork_branches(repo) == []
+
+
+async def test_the_graphs_repository_serves_inputs_that_name_none(repo: Path) -> None:
+    graph = build_graph(_domains(), auto_approve=True, repo=repo)
+
+    out = await graph.ainvoke({"task": "make coffee"})
+
+    assert out["repo"] == str(repo.resolve())
+    assert out["status"] == "skipped"
 
 
 async def test_an_auto_approved_job_makes_no_session_worktree(repo: Path) -> None:

@@ -66,6 +66,7 @@ def build_graph(
     store: JobStore | bool | None = None,
     merge_steps: Sequence[Step] = (),
     merge_env: Mapping[str, str] | None = None,
+    repo: str | Path | None = None,
 ) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
     """Build the treefork graph for a set of domains.
 
@@ -101,6 +102,8 @@ def build_graph(
             ``${merge.target_branch}`` and ``${merge.session_id}`` are in scope. If one
             fails, the merge is refused with its error.
         merge_env: Environment variables for the merge steps.
+        repo: The repository of runs whose input has no ``repo`` (then
+            ``ainvoke({"task": ...})`` is enough); the input's ``repo`` wins.
 
     Returns:
         The compiled graph.
@@ -127,6 +130,7 @@ def build_graph(
         store=store_ref,
         merge_steps=tuple(merge_steps),
         merge_env=dict(merge_env or {}),
+        repo=str(repo) if repo is not None else None,
     )
     domain_graphs = {domain.name: build_domain_graph(domain.name) for domain in domains}
     builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(

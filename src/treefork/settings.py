@@ -44,6 +44,8 @@ class GraphSettings:
     """Environment for the merge steps (the workflow's ``env``)."""
     store: StoreRef | None = None
     """Where jobs are recorded (agent results, DLQ, events, resume facts); None: nowhere."""
+    repo: str | None = None
+    """The repository of runs whose input names none."""
 
     def domain(self, name: str) -> Domain:
         """The domain with this name."""

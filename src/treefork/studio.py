@@ -17,8 +17,12 @@ the assistant's or the run's ``configurable`` keys:
     Agents running at once across all domains (default: the workflow's, else 8).
 ``home``
     The treefork home (default: ``TREEFORK_HOME`` or ``~/.treefork``).
+``repo``
+    The repository of runs whose input names none (default: the ``TREEFORK_REPO``
+    environment variable). A relative path is taken from the server's working directory.
 
-The repository and the task are the run's input: ``{"task": ..., "repo": "/path/to/repo"}``.
+The task is the run's input, with the repository unless the config gives one:
+``{"task": ..., "repo": "/path/to/repo"}``; a ``repo`` in the input wins.
 
 The graph is compiled without a checkpointer (the server brings its own, and refuses a graph
 that has one). The factory is a coroutine and reads files in a worker thread: the dev server
@@ -69,6 +73,8 @@ class StudioOptions:
     """Agents at once across all domains; None for the workflow's (else 8)."""
     home: str | None
     """The treefork home; None for the default."""
+    repo: str | None = None
+    """The repository of runs whose input names none; None for none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,8 @@ def studio_options(
 
     Args:
         configurable: ``config["configurable"]`` as the server passes it.
-        environ: The environment, for ``TREEFORK_WORKFLOW`` (default ``os.environ``).
+        environ: The environment, for ``TREEFORK_WORKFLOW`` and ``TREEFORK_REPO`` (default
+            ``os.environ``).
 
     Raises:
         InputError: A value has the wrong type, or the example is unknown.
@@ -119,12 +126,16 @@ def studio_options(
     if workflow is None and example not in EXAMPLES:
         raise InputError("example", f"unknown example {example!r}; known: {', '.join(EXAMPLES)}")
     home = configurable.get("home")
+    repo = configurable.get("repo") or environ.get("TREEFORK_REPO") or None
+    if repo is not None and not isinstance(repo, str):
+        raise InputError("repo", f"must be a path, got {type(repo).__name__}")
     return StudioOptions(
         workflow=str(workflow) if workflow is not None else None,
         example=example,
         auto_approve=_flag("auto_approve", configurable.get("auto_approve", False)),
         max_parallel=_count("max_parallel", configurable.get("max_parallel")),
         home=str(home) if home else None,
+        repo=repo,
     )
 
 
@@ -174,4 +185,5 @@ async def make_graph(
         auto_approve=options.auto_approve,
         checkpointer=None,
         home=options.home,
+        repo=options.repo,
     )

@@ -184,3 +184,17 @@ def test_sha256_repositories_are_left_to_git(tmp_path: Path) -> None:
 
     assert object_database(path / ".git") is None
     assert object_database(make_repo(tmp_path / "sha1") / ".git") is not None
+
+
+def test_the_folders_of_a_commit_are_the_ones_git_lists(repo: Path) -> None:
+    commit_file(repo, "a/b/c/deep.txt", "deep\n")
+    commit_file(repo, "a/side.txt", "side\n")
+    submodule = _rev(repo, "HEAD")  # any commit id will do for a gitlink entry
+    run_git(repo, "update-index", "--add", "--cacheinfo", f"160000,{submodule},vendor/lib")
+    run_git(repo, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "-m", "submodule")
+    listed = run_git(repo, "ls-tree", "-r", "-d", "--name-only", "HEAD").split()
+
+    folders = _database(repo).folders(_rev(repo, "HEAD"))
+
+    assert folders == {"", *listed, "vendor/lib"}  # ls-tree -d leaves out gitlinks
+    assert {"a/b/c", "vendor"} <= folders

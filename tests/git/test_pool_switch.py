@@ -35,6 +35,9 @@ operations = st.lists(
         st.tuples(st.just("chmod"), st.sampled_from(PATHS), st.just("")),
         st.tuples(st.just("link"), st.sampled_from(PATHS), st.sampled_from(["a.txt", "gone"])),
         st.tuples(st.just("ignored"), st.just("build/out.o"), st.just("object\n")),
+        st.tuples(
+            st.just("mkdir"), st.sampled_from(["docs/empty/deeper", "x/y", "e"]), st.just("")
+        ),
     ),
     max_size=6,
 )
@@ -71,6 +74,8 @@ def _apply(root: Path, steps: list[tuple[str, str, str]]) -> None:
             _make_room(root, name).symlink_to(value)
         elif kind == "ignored":
             _make_room(root, name).write_text(value)
+        elif kind == "mkdir":
+            _make_room(root, name).mkdir()
 
 
 def _tree(root: Path) -> dict[str, tuple[str, str]]:
@@ -125,6 +130,7 @@ async def _agents(workdir: Path, agents: list[tuple[bool, list[tuple[str, str, s
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.booleans(), operations), min_size=2, max_size=4))
 @example([(False, [("write", "x/y/z.txt", "one\n"), ("delete", "x/y/z.txt", "")]), (False, [])])
+@example([(False, [("mkdir", "docs/empty/deeper", "")]), (True, [("mkdir", "e", "")]), (False, [])])
 def test_a_reused_worktree_equals_a_fresh_checkout_of_its_base(
     agents: list[tuple[bool, list[tuple[str, str, str]]]],
 ) -> None:
@@ -232,3 +238,22 @@ async def test_a_switch_read_tree_refuses_falls_back_to_a_full_checkout(
     assert not (again.path / "docs/a.md").exists()
     assert run_git(again.path, "rev-parse", "HEAD").strip() == base
     assert run_git(again.path, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_without_the_checkouts_folders_the_whole_worktree_is_swept(tmp_path: Path) -> None:
+    (tmp_path / "src" / "kept.txt").parent.mkdir()
+    (tmp_path / "src" / "kept.txt").write_text("x")
+    for empty in ("src/a/b", "c", "node_modules/empty", "d/node_modules"):
+        (tmp_path / empty).mkdir(parents=True)
+
+    pool_module._remove_empty_folders(tmp_path, ("node_modules",), None, None)
+
+    left = {str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")}
+    assert left == {
+        "src",
+        "src/kept.txt",
+        "node_modules",
+        "node_modules/empty",
+        "d",
+        "d/node_modules",
+    }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from treefork.errors import InputError, WorkflowError
+from treefork.errors import InputError, RepositoryError, WorkflowError
 from treefork.studio import EXAMPLES, StudioOptions, make_graph, studio_options
 
 
@@ -34,9 +34,16 @@ def test_the_workflow_defaults_to_the_environment_variable() -> None:
     )
 
 
+def test_the_repository_comes_from_the_config_else_the_environment() -> None:
+    assert studio_options({}, environ={}).repo is None
+    assert studio_options({}, environ={"TREEFORK_REPO": "/env"}).repo == "/env"
+    assert studio_options({"repo": "/cfg"}, environ={"TREEFORK_REPO": "/env"}).repo == "/cfg"
+
+
 @pytest.mark.parametrize(
     ("configurable", "key"),
     [
+        ({"repo": 3}, "repo"),
         ({"example": "nope"}, "example"),
         ({"auto_approve": "maybe"}, "auto_approve"),
         ({"max_parallel": 0}, "max_parallel"),
@@ -79,3 +86,24 @@ async def test_an_invalid_workflow_lists_its_problems(tmp_path: Path) -> None:
         await make_graph({"configurable": {"workflow": str(bad)}})
 
     assert str(bad) in str(caught.value)
+
+
+async def test_the_assistants_repository_serves_runs_that_name_none(
+    workflow_file: Path, sample_repo: Path, tmp_path: Path
+) -> None:
+    graph = await make_graph(
+        {
+            "configurable": {
+                "workflow": str(workflow_file),
+                "auto_approve": True,
+                "repo": str(sample_repo),
+            }
+        }
+    )
+
+    out = await graph.ainvoke({"task": "Review the api"})
+
+    assert out["repo"] == str(sample_repo.resolve())
+    assert out["merge"]["status"] == "merged"
+    with pytest.raises(RepositoryError, match="none"):  # the input's repository wins
+        await graph.ainvoke({"task": "Review the api", "repo": str(tmp_path / "none")})

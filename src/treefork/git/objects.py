@@ -35,6 +35,7 @@ __all__ = (
 )
 
 _TREE_MODE = 0o040000
+_GITLINK_MODE = 0o160000
 _TREE_CACHE = 4096
 """Parsed trees kept (they never change; the ones of the agents' base are read again and
 again)."""
@@ -156,6 +157,21 @@ class ObjectDatabase:
                 new_entry is not None and not new_is_tree
             ):
                 out.append(path)
+
+    def folders(self, commit: str) -> frozenset[str]:
+        """Every folder a checkout of ``commit`` has ("" for the top, ``a/b`` below it),
+        submodules included (git makes their folder even when they are not checked out)."""
+        found: set[str] = {""}
+        pending = [("", self.commit(commit).tree)]
+        while pending:
+            prefix, tree = pending.pop()
+            for name, (mode, sha) in self.tree(tree).items():
+                if mode == _TREE_MODE:
+                    found.add(prefix + name)
+                    pending.append((prefix + name + "/", sha))
+                elif mode == _GITLINK_MODE:
+                    found.add(prefix + name)
+        return frozenset(found)
 
     # -- writing -------------------------------------------------------------------------
 
