@@ -24,7 +24,7 @@ from treefork.errors import WorktreeError
 from treefork.git import pool as pool_module
 from treefork.git.pool import AgentPool
 from treefork.git.repository import open_repository
-from treefork.git.worktrees import WorktreeManager
+from treefork.git.worktrees import Worktree, WorktreeManager
 
 PATHS = ("a.txt", "docs/index.md", "docs/new.md", "src", "src/app.py", "x/y/z.txt", "README.md")
 
@@ -161,6 +161,17 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+async def _after_one_agent(repo: Path, home: Path) -> tuple[AgentPool, str, Worktree]:
+    """A pool whose one worktree is back from an agent that committed ``docs/a.md``."""
+    manager = WorktreeManager(await open_repository(repo), "job1", home)
+    base = manager.repo.head
+    pool = AgentPool(manager, "docs")
+    first = await pool.acquire("treefork/job1/agents/docs/0000", base)
+    commit_file(first.path, "docs/a.md", "agent a\n", "agent a")
+    await pool.release(first, reusable=True, ignored=[])  # its index: four files
+    return pool, base, first
+
+
 @pytest.mark.parametrize(
     ("threshold", "commands"), [(5, ["checkout"]), (4, ["update-ref", "symbolic-ref", "read-tree"])]
 )
@@ -171,12 +182,7 @@ async def test_a_clean_worktree_is_switched_with_read_tree_from_the_threshold_on
     threshold: int,
     commands: list[str],
 ) -> None:
-    manager = WorktreeManager(await open_repository(repo), "job1", treefork_home)
-    base = manager.repo.head
-    pool = AgentPool(manager, "docs")
-    first = await pool.acquire("treefork/job1/agents/docs/0000", base)
-    commit_file(first.path, "docs/a.md", "agent a\n", "agent a")
-    await pool.release(first, reusable=True, ignored=[])  # its index: four files
+    pool, base, _ = await _after_one_agent(repo, treefork_home)
     monkeypatch.setattr(pool_module, "READ_TREE_FROM", threshold)
     calls = _recording(monkeypatch)
 
@@ -193,12 +199,7 @@ async def test_a_clean_worktree_is_switched_with_read_tree_from_the_threshold_on
 async def test_a_branch_already_at_another_commit_stops_the_switch_and_changes_nothing(
     repo: Path, treefork_home: Path
 ) -> None:
-    manager = WorktreeManager(await open_repository(repo), "job1", treefork_home)
-    base = manager.repo.head
-    pool = AgentPool(manager, "docs")
-    first = await pool.acquire("treefork/job1/agents/docs/0000", base)
-    commit_file(first.path, "docs/a.md", "agent a\n", "agent a")
-    await pool.release(first, reusable=True, ignored=[])
+    pool, base, first = await _after_one_agent(repo, treefork_home)
     taken = run_git(repo, "rev-parse", "treefork/job1/agents/docs/0000").strip()
     run_git(repo, "branch", "treefork/job1/agents/docs/0001", taken)
 
@@ -216,12 +217,7 @@ async def test_a_branch_already_at_another_commit_stops_the_switch_and_changes_n
 async def test_a_switch_read_tree_refuses_falls_back_to_a_full_checkout(
     repo: Path, treefork_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manager = WorktreeManager(await open_repository(repo), "job1", treefork_home)
-    base = manager.repo.head
-    pool = AgentPool(manager, "docs")
-    first = await pool.acquire("treefork/job1/agents/docs/0000", base)
-    commit_file(first.path, "docs/a.md", "agent a\n", "agent a")
-    await pool.release(first, reusable=True, ignored=[])
+    pool, base, _ = await _after_one_agent(repo, treefork_home)
     real_git = pool_module.git
     calls: list[str] = []
 

@@ -366,6 +366,7 @@ class AgentPool:
     async def _remove_slots(self, idle: list[Path]) -> None:
         for path in idle:
             self._pristine.discard(path)
+            self._handed_out.pop(path, None)
 
         async def remove(path: Path) -> None:
             # Untracked leftovers of a merged agent are not work; tracked changes would be
