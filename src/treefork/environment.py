@@ -27,6 +27,7 @@ __all__ = (
     "LEAKY_GIT_VARIABLES",
     "READ_ONLY_REFUSAL",
     "REDIRECTING_GIT_VARIABLES",
+    "read_only_hooks",
     "scrubbed_environment",
 )
 
@@ -77,8 +78,13 @@ _hooks_lock = threading.Lock()
 _hooks: list[Path] = []
 
 
-def _read_only_hooks() -> Path:
-    """The hooks folder of read-only agents (made once per process, removed at exit)."""
+def read_only_hooks() -> Path:
+    """The hooks folder of read-only agents (made once per process, removed at exit).
+
+    Making it creates a folder: async callers run this in a worker thread first (the
+    LangGraph dev server refuses folder creation on its event loop), after which
+    :func:`scrubbed_environment` only checks that it is still there.
+    """
     with _hooks_lock:
         if _hooks and (_hooks[0] / "reference-transaction").is_file():
             return _hooks[0]
@@ -118,7 +124,7 @@ def scrubbed_environment(
     }
     config = dict(_NO_AUTO_GC)
     if read_only:
-        config["core.hooksPath"] = str(_read_only_hooks())
+        config["core.hooksPath"] = str(read_only_hooks())
     environment["GIT_CONFIG_COUNT"] = str(len(config))
     for index, (key, value) in enumerate(config.items()):
         environment[f"GIT_CONFIG_KEY_{index}"] = key

@@ -20,7 +20,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command as Resume
 
-from treefork import Claude, Domain, Map, Shell, WriteFile, build_graph
+from treefork import Claude, Domain, Map, Shell, WriteFile, build_graph, environment
 from treefork.studio import make_graph
 
 blockbuster = pytest.importorskip(
@@ -64,6 +64,11 @@ def _domains() -> list[Domain]:
                 ],
                 max_parallel=2,
             ),
+        ),
+        Domain(  # read-only agents: their git is given a refusing hook, made for them
+            "readme",
+            keywords=["readme"],
+            map=Map(input=["a", "b"], agent=[Shell("head -1 README.md")], isolation="none"),
         ),
         Domain(
             "tests",
@@ -124,13 +129,19 @@ async def _run(graph: Any, state: dict[str, Any], config: dict[str, Any]) -> dic
 
 @pytest.mark.usefixtures("claude_on_path")
 async def test_a_whole_job_makes_no_blocking_call_on_the_event_loop(
-    sample_repo: Path, watched: None, caplog: pytest.LogCaptureFixture
+    sample_repo: Path,
+    watched: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(environment, "_hooks", [])  # made during this job, not before it
     graph = build_graph(_domains(), max_parallel=4, checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "blocking"}}
 
     out = await _run(
-        graph, {"task": "touch the docs, src and tests", "repo": str(sample_repo)}, config
+        graph,
+        {"task": "touch the docs, src, readme and tests", "repo": str(sample_repo)},
+        config,
     )
 
     assert out["failures"] == []

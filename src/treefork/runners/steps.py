@@ -34,7 +34,7 @@ import anyio
 
 from treefork.core.capture import parse_capture
 from treefork.core.conditions import holds
-from treefork.environment import READ_ONLY_REFUSAL
+from treefork.environment import READ_ONLY_REFUSAL, read_only_hooks
 from treefork.errors import CommitRequiredError, GitError, InterpolationError, StepError
 from treefork.git.refs import head_commit
 from treefork.runners.agent import run_agent
@@ -161,6 +161,8 @@ async def _run(step: Step, context: StepContext) -> tuple[StepResult, StepError 
     if skip:
         return _finish(step, context, started, None)
     _emit(context, "step_start", step=step.label)
+    if not context.allow_commits:  # made off the event loop, before any command needs it
+        await anyio.to_thread.run_sync(read_only_hooks)
     head = await _head(context) if step.commit_required or not context.allow_commits else None
     progress = await _attempts(step, context, env, head)
     if progress.run.error is None:
