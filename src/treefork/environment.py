@@ -92,8 +92,7 @@ def read_only_hooks() -> Path:
         hook = folder / "reference-transaction"
         hook.write_text(_REFERENCE_TRANSACTION)
         hook.chmod(0o755)
-        if not _hooks:
-            atexit.register(lambda: shutil.rmtree(_hooks[0], ignore_errors=True))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _hooks[:] = [folder]
         return folder
 
