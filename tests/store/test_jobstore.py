@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import subprocess
 import sys
@@ -229,3 +230,30 @@ def test_queued_writes_from_many_threads_all_land_and_report_their_own_failures(
     with pytest.raises(ValueError, match="broken write"):
         failing.result(timeout=10)
     assert len(store.resources("j")) == 200
+
+
+def _open_at_once(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        JobStore(path).close()
+        results.put(None)
+    except StoreError as error:
+        results.put(str(error))
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # Two jobs started together on a new home both create the store and switch it to WAL.
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for attempt in range(30):
+        path = str(tmp_path / f"home-{attempt}" / "treefork.db")
+        barrier, results = context.Barrier(3), context.Queue()
+        openers = [
+            context.Process(target=_open_at_once, args=(path, barrier, results)) for _ in range(3)
+        ]
+        for opener in openers:
+            opener.start()
+        failures += [results.get(timeout=60) for _ in openers]
+        for opener in openers:
+            opener.join(timeout=60)
+    assert [failure for failure in failures if failure] == []

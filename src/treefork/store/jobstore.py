@@ -88,6 +88,24 @@ def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the database to WAL, waiting out other processes doing the same.
+
+    SQLite answers "database is locked" at once, without its busy handler, while another
+    connection holds the lock that changing the journal mode needs: two jobs starting
+    together on a new treefork home met it about one time in six.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class JobStore:
     """Jobs, domains, agent results, DLQ, events and resources of one treefork home.
 
@@ -113,7 +131,7 @@ class JobStore:
                 check_same_thread=False,
             )
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             migrate(connection, location=str(self.path))
