@@ -7,17 +7,26 @@ Studio can show it. Keys that the dispatcher's concurrent domains write go throu
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
+
+# typing_extensions' TypedDict: on Python 3.11 pydantic (and so LangGraph Studio) cannot
+# build JSON schemas from typing.TypedDict.
+from typing_extensions import TypedDict
 
 __all__ = (
     "AgentResult",
+    "AgentTask",
     "BudgetState",
     "DomainChoice",
+    "DomainInput",
+    "DomainOutput",
     "DomainResult",
     "DomainState",
     "Failure",
     "JobStatus",
     "MergeState",
+    "ParallelInput",
+    "ParallelOutput",
     "ParallelState",
     "merge_by_key",
     "merge_failures",
@@ -145,11 +154,67 @@ def merge_failures(left: list[Failure] | None, right: list[Failure] | None) -> l
     return list(merged.values())
 
 
+class ParallelInput(TypedDict, total=False):
+    """What a run of the treefork graph is given (the input schema Studio's form shows).
+
+    Run settings (``max_parallel``, ``auto_approve``, the home, budget limits) are not
+    input: they come through the run's context (:class:`treefork.TreeforkContext`).
+    """
+
+    task: str
+    """The task in words; the supervisor picks domains from it."""
+    repo: str
+    """Path of the user's git repository (default: the graph's ``repo``)."""
+    base_branch: str
+    """The user's branch the work starts from and merges back into (default: the branch
+    checked out in ``repo``)."""
+    job_id: str
+    """Identifier of the job (default: generated); part of every branch and worktree name."""
+
+
+class ParallelOutput(TypedDict, total=False):
+    """What a finished run returns (the output schema): the job and its aggregate."""
+
+    task: str
+    """The task in words."""
+    repo: str
+    """The user's repository."""
+    base_branch: str
+    """The user's branch the work merges back into."""
+    base_commit: str
+    """The commit of ``base_branch`` when the job started."""
+    job_id: str
+    """Identifier of the job."""
+    status: JobStatus
+    """Job status after aggregation."""
+    domains: list[DomainChoice]
+    """The domains the supervisor chose, with the reason for each."""
+    routing_message: str | None
+    """Set when no domain was chosen: why, and what was defined."""
+    session_branch: str
+    """Where the domains' work was merged before review."""
+    session_worktree: str
+    """Path of the session worktree, when one was made."""
+    domain_results: dict[str, DomainResult]
+    """Per domain, what its sub-graph produced."""
+    aggregated_files: list[str]
+    """Sorted union of the files every merged domain modified."""
+    all_tests_passed: bool | None
+    """Whether every domain with a tests command passed it; None when no tests ran."""
+    budget: BudgetState
+    """Budget limits and use."""
+    failures: list[Failure]
+    """Every failure, with whether it is critical."""
+    merge: MergeState
+    """What merge review did."""
+
+
 class ParallelState(TypedDict, total=False):
     """State of the top-level treefork graph.
 
-    Input keys: ``task`` and ``repo`` (required); ``base_branch`` (default: the branch
-    checked out in ``repo``), ``job_id`` (default: generated) and ``auto_approve``.
+    Input keys (:class:`ParallelInput`): ``task`` and ``repo`` (required unless the graph
+    has a default repository); ``base_branch`` (default: the branch checked out in
+    ``repo``) and ``job_id`` (default: generated).
     """
 
     task: str
@@ -166,21 +231,21 @@ class ParallelState(TypedDict, total=False):
     """``treefork/<job>/session``: where the domains' work is merged before review."""
     session_worktree: str
     """Path of the session worktree (review the merged result there)."""
-    auto_approve: bool
-    """Merge without asking (never for a failed job)."""
     domains: list[DomainChoice]
     """The domains the supervisor chose, with the reason for each."""
     routing_message: str | None
     """Set when no domain was chosen: why, and what was defined."""
     analyzer: str
     """Which analyzer chose the domains (``rules``, ``llm``, ``llm->rules``)."""
+    analyzer_usage: dict[str, Any]
+    """What choosing the domains spent (``tokens``, ``cost``): part of the budget used."""
     domain_results: Annotated[dict[str, DomainResult], merge_by_key]
     """Per domain, what its sub-graph produced (written concurrently: keyed reducer)."""
     aggregated_files: list[str]
     """Sorted union of the files every domain modified."""
-    all_tests_passed: bool
-    """True when at least one chosen domain has a tests command and every chosen domain
-    with a tests command passed it. Domains without tests neither pass nor fail it."""
+    all_tests_passed: bool | None
+    """True when every chosen domain with a tests command passed it; False when one
+    failed it; None when no chosen domain has tests (nothing ran to pass)."""
     budget: BudgetState
     """Budget limits and use."""
     failures: Annotated[list[Failure], merge_failures]
@@ -191,27 +256,82 @@ class ParallelState(TypedDict, total=False):
     """What merge review did."""
 
 
-class DomainState(TypedDict, total=False):
-    """State of one domain's sub-graph (setup -> map -> reduce -> tests -> integrate)."""
+class DomainInput(TypedDict, total=False):
+    """What the dispatcher sends a domain's sub-graph: the domain and the job's identity.
 
-    job_id: str
+    The job's identity travels with the domain, so that a domain resumed in another process
+    (after a crash) can open the job without the dispatcher running again.
+    """
+
     domain: str
+    job_id: str
     repo: str
+    base_branch: str
+    base_commit: str
+    """The commit of ``base_branch`` when the job started."""
     session_branch: str
+    retry_items: list[str]
+    """Item ids retried from the DLQ (``treefork dlq retry``): those items run again, every
+    other item keeps its recorded result, and reduce and tests run again."""
+
+
+class DomainOutput(TypedDict):
+    """What a domain's sub-graph hands the parent graph."""
+
+    domain_results: Annotated[dict[str, DomainResult], merge_by_key]
+
+
+class DomainState(DomainInput, total=False):
+    """State of one domain's sub-graph.
+
+    prepare -> setup -> map (one ``agent`` task per work item, sent in waves) -> reduce ->
+    tests -> integrate -> finish.
+    """
+
     branch: str
     worktree: str
-    base_commit: str
+    setup_commit: str
     """Domain branch head after setup: every agent branches from it."""
     variables: dict[str, Any]
-    items: list[Any]
+    items: list[dict[str, Any]]
+    """The selected work items (``value``, ``item_id``, ``index``)."""
     agents: Annotated[dict[str, AgentResult], merge_by_key]
+    """Every finished agent's result by item id (written by the agent tasks)."""
+    wave: int
+    """How many waves of agent tasks were sent."""
+    map_done: bool
+    map_checked_out: str
+    phase_usage: dict[str, Any]
+    """Tokens and cost setup and reduce steps spent (``tokens``, ``cost``)."""
+    """The commit the domain worktree's files matched when a DLQ retry's map began."""
     error: str | None
     failed_phase: str | None
     tests_passed: bool | None
     tests_output: str
     merged_into_session: bool
     started_at: float
-    result: DomainResult
+    domain_results: Annotated[dict[str, DomainResult], merge_by_key]
+    """This domain's result, for the parent graph (set by ``finish``)."""
+
+
+class AgentTask(TypedDict):
+    """What one ``agent`` task of a domain's map phase is sent: one work item."""
+
+    domain: str
+    job_id: str
+    repo: str
+    base_branch: str
+    base_commit: str
+    session_branch: str
+    setup_commit: str
+    branch: str
+    worktree: str
+    item: dict[str, Any]
+    """The work item (``value``, ``item_id``, ``index``)."""
+    total: int
+    """Items in the domain's map phase."""
+    counts: list[int]
+    """Items succeeded and failed when its wave was sent (for the error policy)."""
+    last_wave: bool
+    variables: dict[str, Any]
     retry_items: list[str]
-    """Item ids retried from the DLQ (``treefork dlq retry``): those items run again, every
-    other item keeps its recorded result, and reduce and tests run again."""

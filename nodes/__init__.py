@@ -6,9 +6,17 @@ update.
 """
 
 from treefork.nodes.aggregator import aggregator
-from treefork.nodes.dispatcher import dispatcher
+from treefork.nodes.dispatcher import dispatcher, route_domains
 from treefork.nodes.domain import build_domain_graph
 from treefork.nodes.merge_review import merge_review
-from treefork.nodes.supervisor import supervisor
+from treefork.nodes.supervisor import refuse_sync_invoke, supervisor
 
-__all__ = ("aggregator", "build_domain_graph", "dispatcher", "merge_review", "supervisor")
+__all__ = (
+    "aggregator",
+    "build_domain_graph",
+    "dispatcher",
+    "merge_review",
+    "refuse_sync_invoke",
+    "route_domains",
+    "supervisor",
+)

@@ -15,20 +15,21 @@ from typing import Any
 import anyio
 from langgraph.types import interrupt
 
-from treefork.core.review import Decision, merge_block_reason, parse_decision
-from treefork.errors import MergeRefusedError, TreeforkError, UnmergedWorkError
-from treefork.events import Emitter, stream_writer_or_none
+from treefork.context import run_settings
+from treefork.core.review import ACCEPTED_ANSWERS, Decision, merge_block_reason, parse_decision
+from treefork.errors import InputError, MergeRefusedError, TreeforkError, UnmergedWorkError
 from treefork.git.command import git
 from treefork.git.repository import RepositoryInfo, open_repository
 from treefork.git.worktrees import WorktreeManager
 from treefork.home import treefork_home
 from treefork.phases.integrate import merge_session_into_base, refusal_status
 from treefork.phases.merge import MergeSteps
+from treefork.runtime import job_emitter
 from treefork.settings import GraphSettings
 from treefork.state import MergeState, ParallelState
 from treefork.store.recorder import EventLog, JobRecorder
 
-__all__ = ("cleanup_merged_job", "merge_review", "review_summary")
+__all__ = ("ask_for_decision", "cleanup_merged_job", "merge_review", "review_summary")
 
 
 def review_summary(state: ParallelState) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def review_summary(state: ParallelState) -> dict[str, Any]:
         "how_to_answer": (
             "resume with 'approve' or 'reject' (or {'approve': True, 'override': True})"
         ),
+        "accepted_answers": list(ACCEPTED_ANSWERS),
         "job_id": state["job_id"],
         "status": state.get("status"),
         "target_branch": state["base_branch"],
@@ -115,12 +117,27 @@ async def _has_work(repo: RepositoryInfo, state: ParallelState) -> bool:
 
 
 async def _decide(state: ParallelState, settings: GraphSettings) -> Decision | str:
-    auto = state.get("auto_approve", settings.auto_approve)
+    auto = settings.auto_approve
     if auto and state.get("status") == "failed":
         return "the job failed; auto-approve never merges a failed job"
     if auto:
         return Decision(True)
-    return parse_decision(interrupt(review_summary(state)))
+    return ask_for_decision(review_summary(state))
+
+
+def ask_for_decision(summary: dict[str, Any]) -> Decision:
+    """Stop at ``interrupt()`` until the answer is a merge decision.
+
+    An answer that is none (``"maybe"``) asks again, saying why and listing the accepted
+    answers: LangGraph matches each ``interrupt()`` of a node to one resume value in turn.
+    """
+    question = summary
+    while True:
+        try:
+            return parse_decision(interrupt(question))
+        except InputError as error:
+            answers = list(ACCEPTED_ANSWERS)
+            question = {**summary, "error": error.reason, "accepted_answers": answers}
 
 
 async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict[str, Any]:
@@ -135,18 +152,21 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
                 state, "skipped", state.get("routing_message") or "no domain was chosen"
             )
         }
+    settings = run_settings(settings)
     repo = await open_repository(state["repo"], state["base_branch"])
     home = await anyio.to_thread.run_sync(treefork_home, settings.home)
     manager = WorktreeManager(repo, state["job_id"], home)
-    writer = stream_writer_or_none()
-    emitter = Emitter(
-        state["job_id"], [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
-    )
+    emitter = job_emitter(settings, state["job_id"])
     merge_steps = MergeSteps(state, settings, emitter)
     store = None
     if settings.store is not None:
         store = await anyio.to_thread.run_sync(settings.store.get, manager.home)
     recorder = JobRecorder(store, state["job_id"])
+    already = await _recorded_merge(recorder, repo, state)
+    if already is not None:
+        # A replay (or resume) of a job whose merge happened: report it, change nothing.
+        emitter.emit("merge_review", **already)
+        return {"merge": already}
     await recorder.record_job(**_job_record(state), merge_status="pending")
     session_tip = await manager.branch_head(state["session_branch"])
     merge = await _review(state, settings, repo, manager, merge_steps)
@@ -164,6 +184,28 @@ async def merge_review(state: ParallelState, *, settings: GraphSettings) -> dict
             await anyio.to_thread.run_sync(sink.flush)
     budget = merge_steps.budget_after(state)
     return {"merge": merge, "budget": budget} if budget else {"merge": merge}
+
+
+async def _recorded_merge(
+    recorder: JobRecorder, repo: RepositoryInfo, state: ParallelState
+) -> MergeState | None:
+    """The merge the job store recorded for this job, if it is in the base branch."""
+    job = await recorder.job()
+    commit = (job or {}).get("merge_commit")
+    if not job or job.get("merge_status") != "merged" or not commit:
+        return None
+    contained = await git(
+        "merge-base",
+        "--is-ancestor",
+        str(commit),
+        f"refs/heads/{state['base_branch']}",
+        cwd=repo.root,
+        check=False,
+    )
+    if contained.returncode != 0:
+        return None
+    message = f"already merged into {state['base_branch']} as {str(commit)[:12]}"
+    return _merge_state(state, "merged", message, str(commit))
 
 
 def _job_record(state: ParallelState) -> dict[str, Any]:

@@ -6,15 +6,15 @@ import secrets
 import time
 from typing import Any
 
+from treefork.context import run_settings
 from treefork.core import naming
 from treefork.errors import InputError
-from treefork.events import Emitter, stream_writer_or_none
 from treefork.git.repository import open_repository
-from treefork.runtime import BudgetTracker
+from treefork.runtime import BudgetTracker, job_emitter
 from treefork.settings import GraphSettings
 from treefork.state import ParallelState
 
-__all__ = ("new_job_id", "supervisor")
+__all__ = ("new_job_id", "refuse_sync_invoke", "supervisor")
 
 
 def new_job_id() -> str:
@@ -56,15 +56,13 @@ async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[s
     choices = [
         {"name": name, "reason": reason} for name, reason in selection.choices if name in defined
     ]
+    settings = run_settings(settings)
     budget = BudgetTracker(settings.budget)
     budget.record(selection.usage)
     message = None
     if not choices:
         message = selection.note or "no domain matched the task"
-    writer = stream_writer_or_none()
-    emitter = Emitter(
-        job_id, [writer, *settings.event_sinks] if writer else list(settings.event_sinks)
-    )
+    emitter = job_emitter(settings, job_id)
     emitter.emit(
         "job_start", task=task, repo=str(repo.root), base_branch=repo.branch, base_commit=repo.head
     )
@@ -79,6 +77,20 @@ async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[s
         "domains": choices,
         "routing_message": message,
         "analyzer": selection.analyzer,
+        "analyzer_usage": {"tokens": selection.usage.tokens, "cost": selection.usage.cost},
         "budget": budget.as_state(),
         "status": "running",
     }
+
+
+def refuse_sync_invoke(state: ParallelState) -> dict[str, Any]:
+    """The supervisor's synchronous form: treefork graphs run asynchronously only.
+
+    Raises:
+        InputError: Always, saying to use the async API.
+    """
+    raise InputError(
+        "invoke",
+        "treefork graphs run asynchronously: use `await graph.ainvoke(...)` or "
+        "`graph.astream(...)` (in a script, `asyncio.run(graph.ainvoke(...))`)",
+    )

@@ -429,8 +429,15 @@ async def test_hung_step_is_killed_at_its_timeout(repo: Path, tmp_path: Path) ->
 async def test_streamed_custom_events_cover_phases_agents_and_merges(repo: Path) -> None:
     graph = build_graph(_domains(), auto_approve=True)
     kinds: set[str] = set()
-    async for event in graph.astream({"task": "docs", "repo": str(repo)}, stream_mode="custom"):
+    domain_namespaces: set[str] = set()
+    async for namespace, event in graph.astream(
+        {"task": "docs", "repo": str(repo)}, stream_mode="custom", subgraphs=True
+    ):
         kinds.add(event["event"])
+        if event.get("domain") and event["event"] in ("agent_end", "phase_start"):
+            domain_namespaces.add(namespace[0].split(":")[0])
+    # Events of a domain stream under a namespace that starts with the domain's name.
+    assert domain_namespaces == {"docs"}
     assert {
         "job_start",
         "routing",

@@ -10,6 +10,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from treefork.context import TreeforkContext
     from treefork.core.routing import Analyzer, DomainSpec, RuleAnalyzer, Selection
     from treefork.domain import Budget, Command, Domain, ErrorPolicy, JsonFile, Map
     from treefork.errors import (
@@ -24,7 +25,7 @@ if _typing.TYPE_CHECKING:
         WorkflowError,
     )
     from treefork.graph import build_graph
-    from treefork.state import ParallelState
+    from treefork.state import ParallelInput, ParallelOutput, ParallelState
     from treefork.steps import (
         AgentContext,
         AgentOutput,
@@ -56,6 +57,8 @@ __all__ = (
     "Map",
     "MergeConflictError",
     "MergeRefusedError",
+    "ParallelInput",
+    "ParallelOutput",
     "ParallelState",
     "RepositoryError",
     "Retry",
@@ -63,6 +66,7 @@ __all__ = (
     "Selection",
     "Shell",
     "StepError",
+    "TreeforkContext",
     "TreeforkError",
     "Usage",
     "WorkflowError",
@@ -94,7 +98,10 @@ _MODULES = {
     "TreeforkError": "treefork.errors",
     "WorkflowError": "treefork.errors",
     "build_graph": "treefork.graph",
+    "ParallelInput": "treefork.state",
+    "ParallelOutput": "treefork.state",
     "ParallelState": "treefork.state",
+    "TreeforkContext": "treefork.context",
     "AgentContext": "treefork.steps",
     "AgentOutput": "treefork.steps",
     "AgentStep": "treefork.steps",

@@ -7,18 +7,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
+from treefork.context import TreeforkContext
 from treefork.core.routing import Analyzer, RuleAnalyzer
 from treefork.core.validation import validate_definition
 from treefork.domain import Budget, Domain
 from treefork.errors import DefinitionError, Problem
 from treefork.events import EventSink
-from treefork.nodes import aggregator, build_domain_graph, dispatcher, merge_review, supervisor
+from treefork.nodes import (
+    aggregator,
+    build_domain_graph,
+    dispatcher,
+    merge_review,
+    refuse_sync_invoke,
+    route_domains,
+    supervisor,
+)
 from treefork.settings import GraphSettings
-from treefork.state import ParallelState
+from treefork.state import ParallelInput, ParallelOutput, ParallelState
 from treefork.steps import Step
 from treefork.store import EventLog, JobStore, StoreRef
 
@@ -67,7 +77,7 @@ def build_graph(
     merge_steps: Sequence[Step] = (),
     merge_env: Mapping[str, str] | None = None,
     repo: str | Path | None = None,
-) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
+) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
 
     Invoke it with ``await graph.ainvoke({"task": ..., "repo": ...}, config)``; the config
@@ -132,19 +142,41 @@ def build_graph(
         merge_env=dict(merge_env or {}),
         repo=str(repo) if repo is not None else None,
     )
-    domain_graphs = {domain.name: build_domain_graph(domain.name) for domain in domains}
-    builder: StateGraph[ParallelState, Any, ParallelState, ParallelState] = StateGraph(
-        ParallelState
+    return _assemble(settings, checkpointer)
+
+
+def _assemble(
+    settings: GraphSettings, checkpointer: Checkpointer
+) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
+    builder: StateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput] = (
+        StateGraph(
+            ParallelState,
+            context_schema=TreeforkContext,
+            input_schema=ParallelInput,
+            output_schema=ParallelOutput,
+        )
     )
-    builder.add_node("supervisor", functools.partial(supervisor, settings=settings))
+    # Sync invoke fails at once, saying to use the async API (every node is async).
     builder.add_node(
-        "dispatcher", functools.partial(dispatcher, settings=settings, domain_graphs=domain_graphs)
+        "supervisor",
+        RunnableLambda(
+            refuse_sync_invoke,
+            afunc=functools.partial(supervisor, settings=settings),
+            name="supervisor",
+        ),
     )
-    builder.add_node("aggregator", aggregator)
+    builder.add_node("dispatcher", functools.partial(dispatcher, settings=settings))
+    names = [domain.name for domain in settings.domains]
+    for domain in settings.domains:
+        # The domain's node is its compiled sub-graph: Studio draws, inspects, resumes and
+        # forks it, and its checkpoints live under its own namespace.
+        builder.add_node(domain.name, build_domain_graph(domain, settings))
+        builder.add_edge(domain.name, "aggregator")
+    builder.add_node("aggregator", functools.partial(aggregator, settings=settings))
     builder.add_node("merge_review", functools.partial(merge_review, settings=settings))
     builder.add_edge(START, "supervisor")
     builder.add_edge("supervisor", "dispatcher")
-    builder.add_edge("dispatcher", "aggregator")
+    builder.add_conditional_edges("dispatcher", route_domains, [*names, "aggregator"])
     builder.add_edge("aggregator", "merge_review")
     builder.add_edge("merge_review", END)
     return builder.compile(checkpointer=checkpointer, name="treefork")

@@ -42,10 +42,11 @@ import anyio.to_thread
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from treefork.context import TreeforkContext
 from treefork.domain import Budget, Domain
 from treefork.errors import InputError
 from treefork.graph import build_graph
-from treefork.state import ParallelState
+from treefork.state import ParallelInput, ParallelOutput, ParallelState
 from treefork.workflow import load_workflow
 
 __all__ = ("EXAMPLES", "StudioOptions", "load_definition", "make_graph", "studio_options")
@@ -162,7 +163,7 @@ def load_definition(options: StudioOptions) -> Definition:
 
 async def make_graph(
     config: RunnableConfig,
-) -> CompiledStateGraph[ParallelState, Any, ParallelState, ParallelState]:
+) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for one run of the LangGraph server.
 
     Args:

@@ -49,8 +49,9 @@ def test_domain_status_rules() -> None:
     )
 
 
-def test_all_tests_passed_needs_a_domain_with_tests() -> None:
-    assert all_tests_passed([_result("a")]) is False
+def test_all_tests_passed_is_none_when_no_domain_has_tests() -> None:
+    assert all_tests_passed([_result("a")]) is None
+    assert all_tests_passed([]) is None
     assert all_tests_passed([_result("a"), _result("b", has_tests=True, tests_passed=True)]) is True
     assert (
         all_tests_passed(

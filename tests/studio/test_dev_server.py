@@ -157,7 +157,7 @@ def test_langgraph_json_names_the_studio_factory() -> None:
 async def _stream(client: Any, thread_id: str, **run: Any) -> list[Any]:
     parts = []
     async for part in client.runs.stream(
-        thread_id, "treefork", stream_mode=["custom", "updates"], **run
+        thread_id, "treefork", stream_mode=["custom", "updates"], stream_subgraphs=True, **run
     ):
         parts.append(part)
     errors = [part.data for part in parts if part.event == "error"]
@@ -194,10 +194,21 @@ async def test_run_interrupts_for_review_and_approve_merges(
         await _approve(client, thread["thread_id"], state, sample_repo, config)
         final = (await client.threads.get_state(thread["thread_id"]))["values"]
 
-    events = [part.data for part in parts if part.event == "custom"]
+    events = [part.data for part in parts if part.event.startswith("custom")]
     kinds = [event["event"] for event in events]
     assert kinds[:2] == ["job_start", "routing"]
     assert kinds.count("agent_end") == 6
+    # A domain's events stream under a namespace that starts with the domain's name.
+    agent_namespaces = {
+        part.event.split("|", 1)[1].split(":")[0]
+        for part in parts
+        if part.event.startswith("custom|") and part.data["event"] == "agent_end"
+    }
+    assert agent_namespaces == {
+        part.data["domain"]
+        for part in parts
+        if part.event.startswith("custom|") and part.data["event"] == "agent_end"
+    }
     review = state["tasks"][0]["interrupts"][0]["value"]
     assert final["merge"]["status"] == "merged"
     assert final["status"] == "succeeded"
@@ -216,3 +227,9 @@ async def test_studio_draws_the_graph(dev_server: DevServer) -> None:
 
     names = {node["id"] for node in drawn["nodes"]}
     assert {"supervisor", "dispatcher", "aggregator", "merge_review"} <= names
+    async with get_client(url=dev_server.url) as client:
+        xray = await client.assistants.get_graph(assistants[0]["assistant_id"], xray=True)
+    inner = {node["id"] for node in xray["nodes"]}
+    # The demo's domains, each with its phases and its agent task.
+    for domain in ("docs", "api", "tests"):
+        assert {f"{domain}:setup", f"{domain}:map", f"{domain}:agent", f"{domain}:reduce"} <= inner

@@ -158,7 +158,7 @@ async def _update_checkpoint(
     """Put the job's fresh aggregate into its checkpoint so that merge review asks again."""
     from langgraph.types import Overwrite
 
-    from treefork.nodes.aggregator import aggregator
+    from treefork.nodes.aggregator import aggregate
 
     async with _checkpointer(options["checkpointer"], home) as saver:
         compiled = compile_workflow(workflow, {**options, "yes": False}, saver, [], store)
@@ -167,13 +167,13 @@ async def _update_checkpoint(
             return
         snapshot = await compiled.aget_state(config)
         results = {row["domain"]: row["result"] for row in store.domains(job_id) if row["result"]}
-        update = aggregator({**snapshot.values, "domain_results": results})  # type: ignore[typeddict-item]
+        update = aggregate({**snapshot.values, "domain_results": results})  # type: ignore[typeddict-item]
         values = {**update, "domain_results": results, "failures": Overwrite(update["failures"])}
         await compiled.aupdate_state(config, values, as_node="aggregator")
 
 
 def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
-    from treefork.nodes.aggregator import aggregator
+    from treefork.nodes.aggregator import aggregate
 
     results = {
         row["domain"]: row["result"] for row in store.domains(job["job_id"]) if row["result"]
@@ -182,7 +182,7 @@ def _record_aggregate(store: JobStore, job: dict[str, Any]) -> dict[str, Any]:
         "domains": [{"name": name, "reason": ""} for name in results],
         "domain_results": results,
     }
-    update = aggregator(state)  # type: ignore[arg-type]
+    update = aggregate(state)  # type: ignore[arg-type]
     summary = {
         **(job.get("summary") or {}),
         "files": update["aggregated_files"],
@@ -218,7 +218,7 @@ async def _retry(
             event_sinks=(EventLog(ref), progress),
             store=ref,
         )
-        graphs = {name: build_domain_graph(name) for name in items}
+        graphs = {name: build_domain_graph(settings.domain(name), settings) for name in items}
         results = await retry_dead_letters(
             settings, graphs, job, items, max_parallel=settings.max_parallel
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from treefork.state import DomainResult, Failure
 
-__all__ = ("JobSummary", "all_tests_passed", "domain_status", "summarize_job")
+__all__ = ("JobSummary", "all_tests_passed", "domain_status", "job_budget", "summarize_job")
 
 DomainStatus = Literal["succeeded", "partial", "failed"]
 
@@ -32,15 +32,17 @@ def domain_status(
     return "succeeded"
 
 
-def all_tests_passed(results: Sequence[Mapping[str, Any]]) -> bool:
-    """True when some domain ran a tests command and every domain that has one passed it.
+def all_tests_passed(results: Sequence[Mapping[str, Any]]) -> bool | None:
+    """Whether every domain that has a tests command passed it; None when none has one.
 
     A domain without a tests command (``tests_passed`` None and ``has_tests`` False) is left
-    out: it can neither make the verdict true on its own nor make it false. A domain that
-    has a tests command but never got to run it (it failed earlier) counts as not passed.
+    out: it can neither make the verdict true nor false. A domain that has a tests command
+    but never got to run it (it failed earlier) counts as not passed.
     """
     with_tests = [result for result in results if result.get("has_tests")]
-    return bool(with_tests) and all(result.get("tests_passed") is True for result in with_tests)
+    if not with_tests:
+        return None
+    return all(result.get("tests_passed") is True for result in with_tests)
 
 
 def _failures_of(result: DomainResult) -> list[Failure]:
@@ -77,7 +79,7 @@ class JobSummary:
     """What the aggregator writes into the state."""
 
     aggregated_files: list[str]
-    all_tests_passed: bool
+    all_tests_passed: bool | None
     failures: list[Failure]
     status: Literal["succeeded", "partial", "failed", "skipped"]
     tokens: int
@@ -119,3 +121,39 @@ def summarize_job(results: Sequence[DomainResult], *, chosen: int) -> JobSummary
         cost=sum(result["cost"] for result in results),
         agent_runs=sum(result["agent_runs"] for result in results),
     )
+
+
+def job_budget(
+    limit: Mapping[str, Any],
+    analyzer_used: Mapping[str, Any],
+    results: Sequence[DomainResult],
+) -> dict[str, Any]:
+    """The job's budget state from its domains' results (pure).
+
+    Args:
+        limit: ``tokens``, ``cost`` and ``agent_runs`` limits (None: unlimited).
+        analyzer_used: What choosing the domains spent (``tokens``, ``cost``).
+        results: The domains' results; their agents' tokens, cost and attempts count.
+
+    Returns:
+        A ``treefork.state.BudgetState``: the use is what the results say, so the figure
+        is the same however often the job was interrupted and resumed. ``exhausted`` is
+        true when the budget stopped an item or a retry.
+    """
+    skipped_for_budget = any(
+        str(agent.get("skip_reason") or "").startswith("budget")
+        for result in results
+        for agent in result["agents"]
+    )
+    started = [result["started_at"] for result in results]
+    finished = [result["finished_at"] for result in results]
+    return {
+        "limit": {key: limit.get(key) for key in ("tokens", "cost", "agent_runs")},
+        "used": {
+            "tokens": int(analyzer_used.get("tokens", 0)) + sum(r["tokens"] for r in results),
+            "cost": float(analyzer_used.get("cost", 0.0)) + sum(r["cost"] for r in results),
+            "agent_runs": sum(r["agent_runs"] for r in results),
+            "wall_time": max(finished) - min(started) if results else 0.0,
+        },
+        "exhausted": skipped_for_budget,
+    }

@@ -7,10 +7,19 @@ from typing import Any
 
 from treefork.errors import InputError
 
-__all__ = ("Decision", "merge_block_reason", "parse_decision")
+__all__ = ("ACCEPTED_ANSWERS", "Decision", "merge_block_reason", "parse_decision")
 
 _APPROVE = {"approve", "approved", "yes", "y", "merge", "true", "ok"}
 _REJECT = {"reject", "rejected", "no", "n", "false", "cancel"}
+
+ACCEPTED_ANSWERS: tuple[str, ...] = (
+    "approve",
+    "reject",
+    "true",
+    "false",
+    "{'approve': true, 'override': true}",
+)
+"""The resume values merge review accepts, as shown to the reviewer."""
 
 
 @dataclass(frozen=True, slots=True)

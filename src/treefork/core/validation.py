@@ -11,7 +11,7 @@ from treefork.domain import Budget, Domain, ErrorPolicy, Map
 from treefork.errors import Problem
 from treefork.steps import AgentStep, Claude, Shell, Step, StepOptions, WriteFile
 
-__all__ = ("glob_problem", "validate_definition")
+__all__ = ("RESERVED_DOMAIN_NAMES", "glob_problem", "validate_definition")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -120,6 +120,10 @@ def _policy_problems(policy: ErrorPolicy, where: str) -> Iterator[Problem]:
         yield Problem(f"{where}.max_retries", "must be at least 0")
 
 
+RESERVED_DOMAIN_NAMES = frozenset({"supervisor", "dispatcher", "aggregator", "merge_review"})
+"""Each domain is a node of the treefork graph named after it: these names are taken."""
+
+
 def _domain_problems(domain: Any, where: str) -> Iterator[Problem]:
     if not isinstance(domain, Domain):
         yield Problem(where, f"not a Domain: {domain!r}")
@@ -129,6 +133,12 @@ def _domain_problems(domain: Any, where: str) -> Iterator[Problem]:
             f"{where}.name",
             f"{domain.name!r} is not a valid domain name (letters, digits, '.', '_', '-'; "
             "starting with a letter or digit; at most 64 characters)",
+        )
+    elif domain.name in RESERVED_DOMAIN_NAMES:
+        yield Problem(
+            f"{where}.name",
+            f"{domain.name!r} names a node of the treefork graph; reserved: "
+            f"{', '.join(sorted(RESERVED_DOMAIN_NAMES))}",
         )
     for index, keyword in enumerate(domain.keywords):
         if not isinstance(keyword, str) or not keyword.strip():

@@ -343,6 +343,19 @@ class AgentPool:
         """Whether an ignored path lies in a kept folder (``git clean`` leaves it)."""
         return any(part in self.keep for part in path.rstrip("/").split("/"))
 
+    async def discard(self, worktree: Worktree) -> None:
+        """Remove a handed-out worktree and its branch: its agent was cut off (an interrupt
+        asked for input) and runs again from the start, so nothing in it is work."""
+        self._pristine.discard(worktree.path)
+        self._handed_out.pop(worktree.path, None)
+        try:
+            await self.manager.remove_worktree(worktree.path, force=True)
+            if worktree.branch is not None:
+                await self.manager.delete_branch(worktree.branch, merged_into=None, force=True)
+        except TreeforkError as error:  # never fatal: the next attempt discards it
+            logger.warning("Keeping worktree %s: %s", worktree.path, error)
+        self._notify()
+
     def merged(self, branch: str, commit: str) -> None:
         """Report that ``branch``'s work, up to ``commit``, is merged: :meth:`close` deletes it."""
         self._merged[branch] = commit

@@ -15,12 +15,12 @@ reason), never lost.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+from langgraph.errors import GraphBubbleUp
 
 from treefork.core.items import WorkItem
 from treefork.core.policy import ItemCounts, stop_reason
@@ -30,13 +30,20 @@ from treefork.git.merge import BranchMerger
 from treefork.git.objects import ObjectDatabase
 from treefork.git.pool import AgentPool, OnCreate
 from treefork.git.worktrees import Worktree
-from treefork.phases.resume import PlannedItem, attempt_branch, plan_items
+from treefork.phases.resume import PlannedItem, attempt_branch, plan_item_now, recorded_rows
 from treefork.runners.steps import StepContext, StepsOutcome, run_steps
 from treefork.runtime import JobRuntime
 from treefork.state import AgentResult
 from treefork.steps import Shell, Usage
 
-__all__ = ("MapRun", "run_map_phase")
+__all__ = (
+    "MapRun",
+    "close_map_run",
+    "failed_result",
+    "open_map_run",
+    "run_agent_task",
+    "spare_worktrees",
+)
 
 _TAIL = 2000
 
@@ -64,12 +71,26 @@ class MapRun:
     retry: frozenset[str] = frozenset()
     """Item ids retried from the DLQ; every other recorded item keeps its result."""
     objects: ObjectDatabase | None = None
-    unprepared: int = 0
-    """Items to run whose first attempt has no worktree yet."""
     """The repository's object database, when merge commits are written in process."""
+    unprepared: int = 1 << 30
+    """Items of the last wave whose first attempt has no worktree yet (very many until the
+    last wave is sent): at zero the pool gives up the worktrees no agent will need."""
     worktrees: anyio.CapacityLimiter | None = None
     """Agent worktrees in use at once: the running agents' and the spare ones made ready
     for the next agents (see :func:`spare_worktrees`)."""
+    pool: AgentPool | None = None
+    """The domain's agent worktrees."""
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the job store recorded for each item when the map phase opened here."""
+
+    async def close(self) -> None:
+        """Close the merge queue and the worktree pool (merged branches deleted)."""
+        merger, self.merger = self.merger, None
+        pool, self.pool = self.pool, None
+        if merger is not None:
+            await merger.close()
+        if pool is not None and not self.runtime.settings.keep_worktrees:
+            await pool.close()
 
 
 def _result(work: WorkItem, **fields: Any) -> AgentResult:
@@ -95,73 +116,139 @@ def _result(work: WorkItem, **fields: Any) -> AgentResult:
     return base  # type: ignore[return-value]
 
 
-async def run_map_phase(run: MapRun, items: Sequence[WorkItem]) -> dict[str, AgentResult]:
-    """Run every item's agent; returns the results by item id (skipped ones included).
+async def open_map_run(
+    runtime: JobRuntime,
+    domain: Domain,
+    *,
+    branch: str,
+    worktree: Path,
+    setup_commit: str,
+    variables: dict[str, Any],
+    retry: frozenset[str] = frozenset(),
+    counts: tuple[int, int] = (0, 0),
+) -> MapRun:
+    """The domain's map phase in this process, opened on first use by its map node or by
+    any of its agent tasks (one resumed after a crash opens it itself).
 
-    Items whose results the job store holds are not run again (see
-    :mod:`treefork.core.resume`): recorded results are reused, and a finished agent whose
-    commit was not merged yet is merged without running it.
+    Opening reads what the job store recorded for the domain's agents (nothing on a fresh
+    job) and removes agent worktrees a killed process left behind.
     """
-    planned = await plan_items(
-        run.runtime,
-        run.domain,
-        items,
-        domain_branch=run.branch,
-        base_commit=run.base_commit,
-        retry=run.retry,
+    opened = runtime.map_runs.get(domain.name)
+    if opened is not None:
+        return opened  # type: ignore[no-any-return]
+    # Agent tasks resumed together all ask at once: one opens it, the others wait.
+    async with runtime.opening(f"map:{domain.name}"):
+        opened = runtime.map_runs.get(domain.name)
+        if opened is None:
+            opened = await _new_map_run(
+                runtime,
+                domain,
+                branch=branch,
+                worktree=worktree,
+                setup_commit=setup_commit,
+                variables=variables,
+                retry=retry,
+                counts=counts,
+            )
+            runtime.map_runs[domain.name] = opened
+    return opened  # type: ignore[no-any-return]
+
+
+async def _new_map_run(
+    runtime: JobRuntime,
+    domain: Domain,
+    *,
+    branch: str,
+    worktree: Path,
+    setup_commit: str,
+    variables: dict[str, Any],
+    retry: frozenset[str],
+    counts: tuple[int, int],
+) -> MapRun:
+    assert domain.map is not None
+    run = MapRun(
+        runtime=runtime,
+        domain=domain,
+        map=domain.map,
+        branch=branch,
+        worktree=worktree,
+        base_commit=setup_commit,
+        variables=variables,
+        retry=retry,
+        counts=ItemCounts(*counts),
     )
-    run.objects = await run.runtime.worktrees.objects()
-    to_run = await _settle_recorded(run, planned)
-    run.unprepared = len(to_run)
-    pending = iter(to_run)
-    pool = AgentPool(
-        run.runtime.worktrees,
-        run.domain.name,
-        include=run.domain.worktree_include,
+    run.rows = await recorded_rows(runtime, domain.name)
+    run.objects = await runtime.worktrees.objects()
+    run.pool = AgentPool(
+        runtime.worktrees,
+        domain.name,
+        include=domain.worktree_include,
         on_create=_worktree_hook(run),
-        merged_into=run.branch,
+        merged_into=branch,
         on_slot=_slot_recorder(run),
     )
     run.running = anyio.CapacityLimiter(run.map.max_parallel)
     run.worktrees = anyio.CapacityLimiter(run.map.max_parallel + spare_worktrees(run.map))
-    # Twice as many workers as agents may run: while some run, others get their worktrees
-    # ready or wait for their merges.
-    pipelined = 2 if run.map.isolation == "worktree" else 1
-    workers = min(pipelined * run.map.max_parallel, len(to_run))
+    return run
+
+
+def failed_result(work: WorkItem, error: str) -> AgentResult:
+    """The result of an item whose agent task failed outside its steps."""
+    return _result(work, error=error, finished_at=time.time())
+
+
+async def run_agent_task(run: MapRun, work: WorkItem, total: int) -> AgentResult:
+    """One work item's agent: reuse, merge or adopt what the store recorded for it, else
+    run its attempts. Returns its result (a skipped one included).
+
+    LangGraph records the result of every finished agent task in its checkpoint; the store's
+    record matters only for a task cut off midway and run again: a finished agent whose
+    commit was not merged is merged, not run again, and an unfinished attempt's branch is
+    discarded before the attempt runs again.
+    """
+    planned = await plan_item_now(
+        run.runtime,
+        run.domain,
+        work,
+        run.rows,
+        domain_branch=run.branch,
+        base_commit=run.base_commit,
+        retry=run.retry,
+    )
+    settled = await _settle_recorded(run, planned)
+    if settled is not None:
+        return settled
+    assert run.pool is not None
+    result = await _run_item(run, run.pool, planned, total)
+    if result is not None:
+        _count(run, result)
+    if run.unprepared <= 0 and not run.runtime.settings.keep_worktrees:
+        # Every agent has its worktree: those handed back from now on are not needed again
+        # (bar a retry), and removing them now keeps it off the end of the job.
+        await run.pool.shrink()
+    return run.results[work.item_id]
+
+
+async def close_map_run(run: MapRun) -> None:
+    """End the domain's map phase: take back read-only agents' commits, close the merge
+    queue and the worktree pool (merged branches deleted)."""
+    run.runtime.map_runs.pop(run.domain.name, None)
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(workers):
-                group.start_soon(_worker, run, pool, pending, len(items))
         if run.map.isolation == "none":
             await _drop_read_only_commits(run)
     finally:
         with anyio.CancelScope(shield=True):
-            if run.merger is not None:
-                await run.merger.close()
-            if not run.runtime.settings.keep_worktrees:
-                await pool.close()
-    return run.results
+            await run.close()
 
 
 def spare_worktrees(map_: Map) -> int:
     """Agent worktrees made ready beyond ``max_parallel`` (none for read-only agents).
 
-    While ``max_parallel`` agents run, this many more workers switch a worktree to their
-    next agent's branch, so that an agent starts the moment a running one ends rather than
-    after a checkout: one spare per four agents that may run at once.
+    While ``max_parallel`` agents run, this many more attempts switch a worktree to their
+    branch, so that an agent starts the moment a running one ends rather than after a
+    checkout: one spare per four agents that may run at once.
     """
     return map_.max_parallel // 4 if map_.isolation == "worktree" else 0
-
-
-async def _worker(run: MapRun, pool: AgentPool, pending: Any, total: int) -> None:
-    for planned in pending:
-        result = await _run_item(run, pool, planned, total)
-        if result is not None:
-            _count(run, result)
-    # Every agent has its worktree: those handed back from now on are not needed again
-    # (bar a retry), and removing them now keeps it off the end of the job.
-    if run.unprepared == 0 and not run.runtime.settings.keep_worktrees:
-        await pool.shrink()
 
 
 @dataclass
@@ -211,28 +298,25 @@ def _count(run: MapRun, result: AgentResult) -> None:
     run.stopped = run.stopped or stop_reason(run.domain.error_policy, run.counts)
 
 
-async def _settle_recorded(run: MapRun, planned: Sequence[PlannedItem]) -> list[PlannedItem]:
-    """Reuse, adopt or merge what the store recorded; returns the items left to run."""
-    to_run: list[PlannedItem] = []
-    for item in planned:
-        action, result = item.plan.action, item.recorded
-        if action == "run" or result is None:
-            to_run.append(item)
-            continue
-        if action in ("merge", "adopt"):
-            adopt = action == "adopt"
-            result = await _merge_recorded(run, item.work, result, item.head, adopt=adopt)
-        _count(run, result)
-        run.runtime.emitter.emit(
-            "agent_end",
-            domain=run.domain.name,
-            item=item.work.item_id,
-            status=result["status"],
-            error=result["error"],
-            files=result["files"],
-            resumed=action,
-        )
-    return to_run
+async def _settle_recorded(run: MapRun, item: PlannedItem) -> AgentResult | None:
+    """Reuse, adopt or merge what the store recorded; None when the item is to run."""
+    action, result = item.plan.action, item.recorded
+    if action == "run" or result is None:
+        return None
+    if action in ("merge", "adopt"):
+        adopt = action == "adopt"
+        result = await _merge_recorded(run, item.work, result, item.head, adopt=adopt)
+    _count(run, result)
+    run.runtime.emitter.emit(
+        "agent_end",
+        domain=run.domain.name,
+        item=item.work.item_id,
+        status=result["status"],
+        error=result["error"],
+        files=result["files"],
+        resumed=action,
+    )
+    return result
 
 
 async def _merge_recorded(
@@ -330,6 +414,7 @@ async def _run_item(
                 if first:
                     await _record_skip(run, work, reason, prepared)
                     return None
+                _no_retry(result, reason)
                 break
             if started is None:
                 started = time.time()
@@ -351,14 +436,23 @@ async def _run_item(
     assert result is not None and started is not None
     result["started_at"] = started
     result["finished_at"] = time.time()
-    # Recorded before agent_end is emitted: once the event is out, a resume never reruns it.
+    await _record_end(run, work, result, attempt_recorded=recorded)
+    return result
+
+
+async def _record_end(
+    run: MapRun, work: WorkItem, result: AgentResult, *, attempt_recorded: bool
+) -> None:
+    """Record an item's outcome, then tell the world (in that order: once the event is out,
+    a resume never runs it again)."""
+    emitter = run.runtime.emitter
     await run.runtime.recorder.agent_finished(
         run.domain.name,
         result,
         merge=_merge_outcome(result),
         head=_head(result),
         dead_letter=run.domain.error_policy.on_item_failure != "skip",
-        attempt=not recorded,
+        attempt=not attempt_recorded,
     )
     emitter.emit(
         "agent_end",
@@ -374,7 +468,12 @@ async def _run_item(
     )
     if run.runtime.budget.limit is not None:
         emitter.emit("budget", exhausted=False, **_budget_fields(run))
-    return result
+
+
+def _no_retry(result: AgentResult | None, reason: str) -> None:
+    """Say on a failed result why it was not retried (the budget), for the record."""
+    if result is not None:
+        result["skip_reason"] = reason
 
 
 def _head(result: AgentResult) -> str | None:
@@ -414,6 +513,14 @@ async def _prepare(run: MapRun, pool: AgentPool, work: WorkItem, attempt: int) -
     return prepared
 
 
+async def _discard(pool: AgentPool, prepared: _Prepared) -> None:
+    """Remove the worktree and branch of an attempt cut off before it finished."""
+    worktree, prepared.worktree = prepared.worktree, None
+    if worktree is not None:
+        await pool.discard(worktree)
+    prepared.let_go()
+
+
 async def _abandon(run: MapRun, pool: AgentPool, prepared: _Prepared) -> None:
     """Hand back a worktree made ready for an attempt that will not run."""
     if prepared.worktree is not None:
@@ -437,7 +544,14 @@ async def _attempt(
         return _result(work, error=prepared.error, branch=prepared.branch)
     if prepared.worktree is None:
         return await _attempt_in_domain_worktree(run, work, total)
-    outcome = await _run_agent_steps(run, work, total, prepared.worktree.path)
+    try:
+        outcome = await _run_agent_steps(run, work, total, prepared.worktree.path)
+    except GraphBubbleUp:
+        # An interrupt asked for input: LangGraph runs this task again from the start once
+        # answered, so this attempt's worktree and branch go.
+        with anyio.CancelScope(shield=True):
+            await _discard(pool, prepared)
+        raise
     # Its steps are over: what follows (reading what it did, merging it) is not running,
     # and the next agent may start.
     slots.give_back()

@@ -35,7 +35,8 @@ __all__ = (
     "attempt_branch",
     "decode_items",
     "encode_items",
-    "plan_items",
+    "plan_item_now",
+    "recorded_rows",
     "reduce_plan",
     "reset_domain_worktree",
     "setup_plan",
@@ -100,54 +101,59 @@ async def _facts(
     return BranchFacts()
 
 
-async def plan_items(
+async def recorded_rows(runtime: JobRuntime, domain: str) -> dict[str, dict[str, Any]]:
+    """What the store recorded for each of the domain's items (empty on a fresh job).
+
+    When there are records, agent worktrees a killed process left behind are removed first,
+    except those of failed items (they stay for inspection and the DLQ).
+    """
+    rows = {row["item_id"]: row for row in await runtime.recorder.agents(domain)}
+    if rows:
+        kept = {
+            row["branch"] for row in rows.values() if row["status"] == "failed" and row["branch"]
+        }
+        await _remove_left_over_slots(runtime, domain, kept)
+    return rows
+
+
+async def plan_item_now(
     runtime: JobRuntime,
     domain: Domain,
-    items: Sequence[WorkItem],
+    work: WorkItem,
+    rows: dict[str, dict[str, Any]],
     *,
     domain_branch: str,
     base_commit: str,
     retry: frozenset[str] = frozenset(),
-) -> list[PlannedItem]:
-    """Plan every item of a domain's map phase from the store and git.
+) -> PlannedItem:
+    """Plan one item of a domain's map phase from the store's record and git.
 
-    A domain with nothing recorded (a fresh job, or a graph without a store) plans every
-    item to run without asking git anything.
+    An item with nothing recorded (a fresh job, or a graph without a store) is planned to
+    run without asking git anything.
     """
     allowed = attempts_allowed(domain.error_policy)
-    rows = {row["item_id"]: row for row in await runtime.recorder.agents(domain.name)}
-    if not rows:
-        return [
-            PlannedItem(work, ItemPlan("run", "no result recorded", 1, allowed)) for work in items
-        ]
-    kept = {row["branch"] for row in rows.values() if row["status"] == "failed" and row["branch"]}
-    await _remove_left_over_slots(runtime, domain.name, kept)
-    planned: list[PlannedItem] = []
-    for work in items:
-        row = rows.get(work.item_id)
-        first = attempt_branch(runtime.job_id, domain.name, work, 1)
-        facts = await _facts(runtime, row, first, domain_branch)
-        plan = plan_item(
-            _recorded(row),
-            facts,
-            base_commit=base_commit,
-            first_branch=first,
-            attempts_allowed=allowed,
-            retry=work.item_id in retry,
+    row = rows.get(work.item_id)
+    if row is None and not rows:
+        return PlannedItem(work, ItemPlan("run", "no result recorded", 1, allowed))
+    first = attempt_branch(runtime.job_id, domain.name, work, 1)
+    facts = await _facts(runtime, row, first, domain_branch)
+    plan = plan_item(
+        _recorded(row),
+        facts,
+        base_commit=base_commit,
+        first_branch=first,
+        attempts_allowed=allowed,
+        retry=work.item_id in retry,
+    )
+    if plan.discard_branch:
+        await _discard_branch(runtime, domain.name, plan.discard_branch, plan.reason)
+    recorded = row["result"] if row and row["result"] else None
+    if plan.action != "run" or row is not None:
+        runtime.emitter.emit(
+            "resume", domain=domain.name, phase="map", item=work.item_id, action=plan.action,
+            reason=plan.reason,
         )
-        if plan.discard_branch:
-            await _discard_branch(runtime, domain.name, plan.discard_branch, plan.reason)
-        recorded = row["result"] if row and row["result"] else None
-        planned.append(PlannedItem(work, plan, recorded, row["head"] if row else None))
-    _emit_plan(runtime, domain.name, planned)
-    return planned
-
-
-def _emit_plan(runtime: JobRuntime, domain: str, planned: Sequence[PlannedItem]) -> None:
-    counts: dict[str, int] = {}
-    for item in planned:
-        counts[item.plan.action] = counts.get(item.plan.action, 0) + 1
-    runtime.emitter.emit("resume", domain=domain, phase="map", plan=counts)
+    return PlannedItem(work, plan, recorded, row["head"] if row else None)
 
 
 async def _remove_left_over_slots(

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
-from langchain_core.runnables import RunnableConfig
 
 from treefork.core import naming
 from treefork.errors import JobError
@@ -24,7 +23,7 @@ from treefork.events import Emitter
 from treefork.git.repository import open_repository
 from treefork.git.worktrees import WorktreeManager
 from treefork.home import treefork_home
-from treefork.runtime import RUNTIME_KEY, BudgetTracker, JobRuntime
+from treefork.runtime import BudgetTracker, JobRuntime, close_job_runtime, register_job_runtime
 from treefork.settings import GraphSettings
 from treefork.state import DomainResult
 from treefork.store.recorder import JobRecorder
@@ -99,17 +98,22 @@ async def retry_dead_letters(
     runtime.emitter.emit(
         "dlq", action="retry", items={d: list(ids) for d, ids in items.items()}, total=total
     )
-    config: RunnableConfig = {"configurable": {RUNTIME_KEY: runtime}}
-    outcomes = await asyncio.gather(
-        *(
-            domain_graphs[domain].ainvoke(
-                {"domain": domain, "job_id": runtime.job_id, "retry_items": list(ids)}, config
+    # The domains' nodes find this runtime (budget off, the given cap) instead of opening one.
+    register_job_runtime(runtime)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                domain_graphs[domain].ainvoke(_retry_input(job, domain, ids))
+                for domain, ids in items.items()
             )
-            for domain, ids in items.items()
         )
-    )
+    finally:
+        await close_job_runtime(runtime.job_id)
     await _sync_session(runtime, session_tip)
-    results = {domain: outcome["result"] for domain, outcome in zip(items, outcomes, strict=True)}
+    results = {
+        domain: outcome["domain_results"][domain]
+        for domain, outcome in zip(items, outcomes, strict=True)
+    }
     for domain, result in results.items():
         retried = set(items[domain])
         done = [
@@ -125,6 +129,18 @@ async def retry_dead_letters(
             still_failed=sorted(retried - set(done)),
         )
     return results
+
+
+def _retry_input(job: Mapping[str, Any], domain: str, ids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "domain": domain,
+        "job_id": job["job_id"],
+        "repo": job["repo"],
+        "base_branch": job["base_branch"],
+        "base_commit": job["base_commit"],
+        "session_branch": job["session_branch"],
+        "retry_items": list(ids),
+    }
 
 
 async def _sync_session(runtime: JobRuntime, before: str) -> None:

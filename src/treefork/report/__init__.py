@@ -18,7 +18,6 @@ from typing import Any
 
 from treefork.domain import Domain, Map
 from treefork.graph import build_graph
-from treefork.nodes import build_domain_graph
 from treefork.report.graph import GraphShape, topological_order
 from treefork.report.html import render_report
 from treefork.report.model import ReportModel, build_report_model
@@ -39,15 +38,24 @@ def graph_shape() -> GraphShape:
 
     Read from the compiled graphs themselves, so the report draws the graph that ran.
     """
-    top = build_graph(
-        [Domain("domain", map=Map(input=["item"], agent=[Shell("true")]))]
-    ).get_graph()
-    domain = build_domain_graph("domain").get_graph()
-    top_nodes = topological_order(top.nodes, [(edge.source, edge.target) for edge in top.edges])
-    domain_nodes = topological_order(
-        domain.nodes, [(edge.source, edge.target) for edge in domain.edges]
+    graph = build_graph([Domain("domain", map=Map(input=["item"], agent=[Shell("true")]))])
+    top = graph.get_graph()
+    # The domains run as nodes beside each other below the dispatcher: the report draws
+    # them as columns, so the top-level chain leaves them out.
+    top_nodes = topological_order(
+        [node for node in top.nodes if node != "domain"],
+        [(edge.source, edge.target) for edge in top.edges]
+        + [("dispatcher", "aggregator")],
     )
-    inner = tuple(node for node in domain_nodes if node not in ("__start__", "__end__"))
+    domain = graph.get_graph(xray=True)
+    prefix = "domain:"
+    inner_names = [node[len(prefix) :] for node in domain.nodes if node.startswith(prefix)]
+    inner_edges = [
+        (edge.source[len(prefix) :], edge.target[len(prefix) :])
+        for edge in domain.edges
+        if edge.source.startswith(prefix) and edge.target.startswith(prefix)
+    ]
+    inner = tuple(topological_order(inner_names, inner_edges))
     return GraphShape(tuple(top_nodes), inner)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.errors import GraphBubbleUp
 
 from treefork.core.interpolate import render_text, stringify
 from treefork.core.pricing import usage_from_metadata
@@ -157,7 +158,9 @@ async def run_agent(step: AgentStep, context: StepContext, scope: Mapping[str, A
     with anyio.move_on_after(limit) as deadline:
         try:
             result = await _call(step, agent_context)
-        except StepError:
+        except (StepError, GraphBubbleUp):
+            # GraphBubbleUp: the agent called interrupt() to ask for input; LangGraph
+            # stops the task and runs it again once the run is resumed with an answer.
             raise
         except Exception as error:
             reason = f"the agent raised {type(error).__name__}: {error}"
