@@ -102,13 +102,15 @@ def needs_worktree(domain: Domain, settings: GraphSettings) -> bool:
     )
 
 
-async def _job(state: Mapping[str, Any], settings: GraphSettings) -> tuple[JobRuntime, Domain]:
+async def _job(
+    state: Mapping[str, Any], settings: GraphSettings, *, worktree_needed: bool = True
+) -> tuple[JobRuntime, Domain]:
     """The open job (opened here after a crash) and this domain's definition."""
     current = run_settings(settings)
     runtime = await open_job_runtime(state, settings, current)
     domain = runtime.settings.domain(str(state["domain"]))
     worktree = state.get("worktree")
-    if worktree and not await anyio.Path(worktree).exists():
+    if worktree_needed and worktree and not await anyio.Path(worktree).exists():
         # Removed since the domain was prepared (``worktree gc`` after a crash): its
         # branch holds the work, so the worktree is made again on it (once, though the
         # domain's agent tasks all find it missing at once).
@@ -412,7 +414,8 @@ async def integrate(state: DomainState, settings: GraphSettings) -> dict[str, An
 
 async def finish(state: DomainState, settings: GraphSettings) -> dict[str, Any]:
     """Turn the domain state into its result; retire the worktree of a merged domain."""
-    runtime, domain = await _job(state, settings)
+    # A finish cut off after retiring the worktree must not make it again.
+    runtime, domain = await _job(state, settings, worktree_needed=False)
     run = runtime.map_runs.get(domain.name)
     if run is not None:  # the map phase failed before it ended
         await close_map_run(run)

@@ -191,6 +191,10 @@ async def open_job_runtime(
     async with locks.setdefault(job_id, anyio.Lock()):
         opened = jobs.get(_key(job_id, graph))
         if opened is None:
+            # A runtime of the same job from another graph is stale (the graph was built
+            # again to resume a crashed run): let it go, with what it held open.
+            for key in [key for key in jobs if key[0] == job_id]:
+                del jobs[key]
             opened = await _new_runtime(job, run or graph)
             opened.graph = graph
             jobs[_key(job_id, graph)] = opened

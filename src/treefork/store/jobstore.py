@@ -718,6 +718,8 @@ class _BatchWriter(threading.Thread):
             except BaseException as error:  # never leave a writer waiting
                 outcomes = [error for _ in batch]
             for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.cancelled():  # its caller's task was cancelled meanwhile
+                    continue
                 if outcome is None:
                     future.set_result(None)
                 else:
