@@ -151,7 +151,7 @@ async def open_map_run(
                 counts=counts,
             )
             runtime.map_runs[domain.name] = opened
-    return opened  # type: ignore[no-any-return]
+    return opened
 
 
 async def _new_map_run(
