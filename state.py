@@ -23,6 +23,7 @@ __all__ = (
     "DomainResult",
     "DomainState",
     "Failure",
+    "JobIdentity",
     "JobStatus",
     "MergeState",
     "ParallelInput",
@@ -256,12 +257,10 @@ class ParallelState(TypedDict, total=False):
     """What merge review did."""
 
 
-class DomainInput(TypedDict, total=False):
-    """What the dispatcher sends a domain's sub-graph: the domain and the job's identity.
-
-    The job's identity travels with the domain, so that a domain resumed in another process
-    (after a crash) can open the job without the dispatcher running again.
-    """
+class JobIdentity(TypedDict):
+    """A domain and the identity of its job: what any domain or agent task needs to open
+    the job, so that one resumed in another process (after a crash) can, without the
+    dispatcher running again."""
 
     domain: str
     job_id: str
@@ -270,6 +269,11 @@ class DomainInput(TypedDict, total=False):
     base_commit: str
     """The commit of ``base_branch`` when the job started."""
     session_branch: str
+
+
+class DomainInput(JobIdentity, total=False):
+    """What the dispatcher sends a domain's sub-graph: the domain and the job's identity."""
+
     retry_items: list[str]
     """Item ids retried from the DLQ (``treefork dlq retry``): those items run again, every
     other item keeps its recorded result, and reduce and tests run again."""
@@ -301,9 +305,9 @@ class DomainState(DomainInput, total=False):
     """How many waves of agent tasks were sent."""
     map_done: bool
     map_checked_out: str
+    """The commit the domain worktree's files matched when a DLQ retry's map began."""
     phase_usage: dict[str, Any]
     """Tokens and cost setup and reduce steps spent (``tokens``, ``cost``)."""
-    """The commit the domain worktree's files matched when a DLQ retry's map began."""
     error: str | None
     failed_phase: str | None
     tests_passed: bool | None
@@ -314,15 +318,9 @@ class DomainState(DomainInput, total=False):
     """This domain's result, for the parent graph (set by ``finish``)."""
 
 
-class AgentTask(TypedDict):
+class AgentTask(JobIdentity):
     """What one ``agent`` task of a domain's map phase is sent: one work item."""
 
-    domain: str
-    job_id: str
-    repo: str
-    base_branch: str
-    base_commit: str
-    session_branch: str
     setup_commit: str
     branch: str
     worktree: str

@@ -17,6 +17,7 @@ unexpected error in a node fails the domain, never its siblings.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,7 @@ from treefork.state import (
     DomainOutput,
     DomainResult,
     DomainState,
+    JobIdentity,
 )
 from treefork.steps import Usage
 
@@ -74,7 +76,7 @@ logger = logging.getLogger(__name__)
 _TAIL = 4000
 _WAVE = 500
 _MAX_WAVES = 8
-_JOB_KEYS = ("domain", "job_id", "repo", "base_branch", "base_commit", "session_branch")
+_JOB_KEYS = tuple(JobIdentity.__annotations__)
 
 
 def _failed(phase: str, error: BaseException | str) -> dict[str, Any]:
@@ -540,53 +542,41 @@ def _unexpected(phase: str, error: Exception) -> str:
     return f"unexpected {type(error).__name__} in {phase}: {error}"
 
 
-def _guarded(phase: str, function: Any, settings: GraphSettings) -> Any:
-    """A node that turns an unexpected error into the domain's failure, so one domain's
-    crash never cancels the domains running beside it."""
+def _guarded(name: str, function: Any, on_error: Any) -> Any:
+    """A node that turns an unexpected error into a failure (``on_error(input, message)``
+    gives the update), so one domain's crash never cancels the domains beside it."""
 
-    async def node(state: DomainState) -> dict[str, Any]:
+    async def node(state: Any) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = await function(state, settings)
+            result: dict[str, Any] = await function(state)
         except (GraphBubbleUp, JobLockedError):
             raise
         except Exception as error:
-            return _failed(phase, _unexpected(phase, error))
+            update: dict[str, Any] = on_error(state, _unexpected(name, error))
+            return update
         return result
 
-    node.__name__ = phase
+    node.__name__ = name
     return node
 
 
-def _guarded_agent(settings: GraphSettings) -> Any:
-    async def agent_task(task: AgentTask) -> dict[str, Any]:
-        try:
-            return await agent(task, settings)
-        except (GraphBubbleUp, JobLockedError):
-            raise
-        except Exception as error:
-            (work,) = decode_items([task["item"]])
-            failed = failed_result(work, _unexpected(f"agent {work.item_id}", error))
-            return {"agents": {work.item_id: failed}}
-
-    agent_task.__name__ = "agent"
-    return agent_task
+def _phase_failed(phase: str) -> Any:
+    return lambda state, message: _failed(phase, message)
 
 
-def _guarded_finish(settings: GraphSettings) -> Any:
-    async def finish_node(state: DomainState) -> dict[str, Any]:
-        try:
-            return await finish(state, settings)
-        except (GraphBubbleUp, JobLockedError):
-            raise
-        except Exception as error:
-            name = state["domain"]
-            critical = settings.domain(name).critical
-            started = state.get("started_at") or time.time()
-            result = crashed_domain_result(name, critical, _unexpected("finish", error), started)
-            return {"domain_results": {name: result}}
+def _agent_failed(task: AgentTask, message: str) -> dict[str, Any]:
+    (work,) = decode_items([task["item"]])
+    return {"agents": {work.item_id: failed_result(work, message)}}
 
-    finish_node.__name__ = "finish"
-    return finish_node
+
+def _finish_failed(settings: GraphSettings) -> Any:
+    def update(state: DomainState, message: str) -> dict[str, Any]:
+        name = state["domain"]
+        critical = settings.domain(name).critical
+        started = state.get("started_at") or time.time()
+        return {"domain_results": {name: crashed_domain_result(name, critical, message, started)}}
+
+    return update
 
 
 def build_domain_graph(
@@ -604,14 +594,21 @@ def build_domain_graph(
         input_schema=DomainInput,
         output_schema=DomainOutput,
     )
-    builder.add_node("prepare", _guarded("prepare", prepare, settings))
-    builder.add_node("setup", _guarded("setup", setup, settings))
-    builder.add_node("map", _guarded("map", map_phase, settings))
-    builder.add_node("agent", _guarded_agent(settings), input_schema=AgentTask)  # type: ignore[call-overload]
-    builder.add_node("reduce", _guarded("reduce", reduce, settings))
-    builder.add_node("tests", _guarded("tests", tests, settings))
-    builder.add_node("integrate", _guarded("integrate", integrate, settings))
-    builder.add_node("finish", _guarded_finish(settings))
+    phases = {
+        "prepare": prepare,
+        "setup": setup,
+        "map": map_phase,
+        "reduce": reduce,
+        "tests": tests,
+        "integrate": integrate,
+    }
+    for name, function in phases.items():
+        bound = functools.partial(function, settings=settings)
+        builder.add_node(name, _guarded(name, bound, _phase_failed(name)))
+    agent_node = _guarded("agent", functools.partial(agent, settings=settings), _agent_failed)
+    builder.add_node("agent", agent_node, input_schema=AgentTask)  # type: ignore[call-overload]
+    finish_node = functools.partial(finish, settings=settings)
+    builder.add_node("finish", _guarded("finish", finish_node, _finish_failed(settings)))
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", _next("setup"), ["setup", "finish"])
     builder.add_conditional_edges("setup", _next("map"), ["map", "finish"])
