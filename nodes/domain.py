@@ -34,6 +34,7 @@ from treefork.context import TreeforkContext, run_settings
 from treefork.core.aggregate import domain_status
 from treefork.core.items import WorkItem
 from treefork.core.naming import domain_branch
+from treefork.core.policy import ItemCounts
 from treefork.domain import Command, Domain, JsonFile
 from treefork.errors import JobLockedError, MergeConflictError, TreeforkError, WorktreeError
 from treefork.git.merge import changed_files
@@ -234,16 +235,19 @@ async def _map_run(
     runtime: JobRuntime, domain: Domain, state: Mapping[str, Any], counts: tuple[int, int]
 ) -> MapRun:
     worktree = str(state.get("worktree") or "")
-    return await open_map_run(
-        runtime,
-        domain,
+    assert domain.map is not None
+    fresh = MapRun(
+        runtime=runtime,
+        domain=domain,
+        map=domain.map,
         branch=state["branch"],
         worktree=Path(worktree) if worktree else runtime.repo.root,
-        setup_commit=state["setup_commit"],
+        base_commit=state["setup_commit"],
         variables=dict(state.get("variables") or {}),
         retry=frozenset(state.get("retry_items") or ()),
-        counts=counts,
+        counts=ItemCounts(*counts),
     )
+    return await open_map_run(fresh)
 
 
 def _counts_of(agents: Mapping[str, AgentResult]) -> tuple[int, int]:

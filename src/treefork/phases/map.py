@@ -116,67 +116,28 @@ def _result(work: WorkItem, **fields: Any) -> AgentResult:
     return base  # type: ignore[return-value]
 
 
-async def open_map_run(
-    runtime: JobRuntime,
-    domain: Domain,
-    *,
-    branch: str,
-    worktree: Path,
-    setup_commit: str,
-    variables: dict[str, Any],
-    retry: frozenset[str] = frozenset(),
-    counts: tuple[int, int] = (0, 0),
-) -> MapRun:
-    """The domain's map phase in this process, opened on first use by its map node or by
-    any of its agent tasks (one resumed after a crash opens it itself).
+async def open_map_run(fresh: MapRun) -> MapRun:
+    """The domain's map phase in this process: the one open already, else ``fresh``, opened
+    now. Its map node or any of its agent tasks opens it on first use (one resumed after a
+    crash opens it itself).
 
     Opening reads what the job store recorded for the domain's agents (nothing on a fresh
     job) and removes agent worktrees a killed process left behind.
     """
-    opened = runtime.map_runs.get(domain.name)
+    runtime, name = fresh.runtime, fresh.domain.name
+    opened = runtime.map_runs.get(name)
     if opened is not None:
         return opened  # type: ignore[no-any-return]
     # Agent tasks resumed together all ask at once: one opens it, the others wait.
-    async with runtime.opening(f"map:{domain.name}"):
-        opened = runtime.map_runs.get(domain.name)
+    async with runtime.opening(f"map:{name}"):
+        opened = runtime.map_runs.get(name)
         if opened is None:
-            opened = await _new_map_run(
-                runtime,
-                domain,
-                branch=branch,
-                worktree=worktree,
-                setup_commit=setup_commit,
-                variables=variables,
-                retry=retry,
-                counts=counts,
-            )
-            runtime.map_runs[domain.name] = opened
+            opened = runtime.map_runs[name] = await _open(fresh)
     return opened
 
 
-async def _new_map_run(
-    runtime: JobRuntime,
-    domain: Domain,
-    *,
-    branch: str,
-    worktree: Path,
-    setup_commit: str,
-    variables: dict[str, Any],
-    retry: frozenset[str],
-    counts: tuple[int, int],
-) -> MapRun:
-    assert domain.map is not None
-    run = MapRun(
-        runtime=runtime,
-        domain=domain,
-        map=domain.map,
-        branch=branch,
-        worktree=worktree,
-        base_commit=setup_commit,
-        variables=variables,
-        retry=retry,
-        counts=ItemCounts(*counts),
-    )
+async def _open(run: MapRun) -> MapRun:
+    runtime, domain, branch = run.runtime, run.domain, run.branch
     run.rows = await recorded_rows(runtime, domain.name)
     run.objects = await runtime.worktrees.objects()
     run.pool = AgentPool(
