@@ -90,6 +90,10 @@ class AgentResult(TypedDict):
     started_at: float | None
     finished_at: float | None
     variables: NotRequired[dict[str, Any]]
+    uncommitted: NotRequired[list[str]]
+    """Paths the agent left uncommitted (the item failed; see ``Map.auto_commit``)."""
+    worktree: NotRequired[str | None]
+    """The worktree kept for inspection when the agent left uncommitted work."""
 
 
 class Failure(TypedDict):

@@ -188,9 +188,7 @@ def _setup_update(
     return {"setup_commit": setup_commit, "items": encode_items(items), "variables": variables}
 
 
-async def _listed_items(
-    runtime: JobRuntime, domain: Domain, state: DomainState
-) -> dict[str, Any]:
+async def _listed_items(runtime: JobRuntime, domain: Domain, state: DomainState) -> dict[str, Any]:
     """Setup of a domain without a worktree: no steps, items listed in the definition."""
     recorded = await runtime.recorder.domain(domain.name)
     facts = (recorded or {}).get("setup")
@@ -492,7 +490,7 @@ async def _files_and_kept(runtime: JobRuntime, state: DomainState) -> tuple[list
         return files, []
     if not state.get("merged_into_session"):
         return files, [worktree]
-    kept_path = await retire_domain_worktree(runtime, _worktree(state))
+    kept_path = await retire_domain_worktree(runtime, state["domain"], _worktree(state))
     if not kept_path:
         await runtime.recorder.resource_removed("worktree", worktree)
     return files, [kept_path] if kept_path else []

@@ -247,9 +247,7 @@ async def _review(
 ) -> MergeState:
     if not await _has_work(repo, state):
         await cleanup_merged_job(manager, state)
-        return _merge_state(
-            state, "nothing_to_merge", "the job changed nothing that the base branch lacks"
-        )
+        return _merge_state(state, "nothing_to_merge", _nothing_to_merge_message(state))
     stop = _why_not_merge(state, await _decide(state, settings))
     if stop is not None:
         return stop
@@ -257,6 +255,19 @@ async def _review(
     if failed_step:
         return _merge_state(state, "refused", f"{failed_step}; {_later_hint(state)}")
     return await _merge(state, repo, manager)
+
+
+def _nothing_to_merge_message(state: ParallelState) -> str:
+    """Why nothing is merged: naming the domains whose changes stayed out of the session."""
+    left_out = [
+        f"{name} ({result['status']}; {len(result['files_modified'])} changed files stay on "
+        f"{result['branch']})"
+        for name, result in sorted((state.get("domain_results") or {}).items())
+        if result["files_modified"] and not result["merged_into_session"]
+    ]
+    if left_out:
+        return "no domain's changes reached the session: " + ", ".join(left_out)
+    return "the job changed nothing that the base branch lacks"
 
 
 def _why_not_merge(state: ParallelState, decision: Decision | str) -> MergeState | None:

@@ -9,7 +9,7 @@ from typing import Any
 from treefork.context import run_settings
 from treefork.core import naming
 from treefork.errors import InputError
-from treefork.git.repository import open_repository
+from treefork.git.repository import check_checkout_ready, open_repository
 from treefork.runtime import BudgetTracker, job_emitter
 from treefork.settings import GraphSettings
 from treefork.state import ParallelState
@@ -47,10 +47,12 @@ async def supervisor(state: ParallelState, *, settings: GraphSettings) -> dict[s
 
     Raises:
         InputError: The task, repository path or job id is missing or invalid.
-        RepositoryError: The repository cannot be used.
+        RepositoryError: The repository cannot be used (bare, no commits, detached HEAD,
+            or a merge, rebase or conflict under way in the checkout).
     """
     task, repo_path, job_id = _validated_input(state, settings.repo)
     repo = await open_repository(repo_path, state.get("base_branch"))
+    await check_checkout_ready(repo)
     selection = await settings.analyzer.select(task, settings.specs())
     defined = {domain.name for domain in settings.domains}
     choices = [

@@ -3,6 +3,7 @@ and merges on git without ``merge-tree --write-tree``."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,12 @@ async def test_an_agent_that_leaves_uncommitted_work_keeps_its_worktree(repo: Pa
             "&& echo draft > 'unsaved-${item}.txt'"
         )
     ]
-    out = await _run(repo, _domain(agent, ["a", "b"], max_parallel=1))
+    domain = _domain(agent, ["a", "b"], max_parallel=1)
+    assert domain.map is not None
+    domain = dataclasses.replace(domain, map=dataclasses.replace(domain.map, auto_commit=False))
+    out = await _run(repo, domain)
 
-    assert out["status"] == "succeeded"
+    assert {agent["status"] for agent in _agents(out).values()} == {"failed"}
     kept = [path for path in worktree_paths(repo) if path != repo]
     assert (
         sorted((path / f"unsaved-{name}.txt").exists() for path in kept for name in "ab").count(
@@ -98,6 +102,7 @@ async def test_an_agent_that_leaves_uncommitted_work_keeps_its_worktree(repo: Pa
         == 2
     )
     assert len(kept) == 2  # never reused: each one still holds a draft
+    assert sorted(agent["worktree"] for agent in _agents(out).values()) == sorted(map(str, kept))
 
 
 # -- worktree set-up ------------------------------------------------------------------------
@@ -229,11 +234,11 @@ async def test_a_read_only_agent_that_commits_fails_alone_and_its_neighbours_go_
     for branch in treefork_branches(repo):
         assert "sneaky" not in run_git(repo, "ls-tree", "-r", "--name-only", branch)
     assert snapshot(repo).files == before.files
-    # What "a" staged is left uncommitted in the domain worktree, which is kept for it, as
-    # any worktree with uncommitted changes is.
-    kept = [path for path in worktree_paths(repo) if path != repo]
-    assert [path.name for path in kept] == ["docs"]
-    assert run_git(kept[0], "status", "--porcelain") == "A  docs/sneaky.md\n"
+    # What "a" staged was left uncommitted in the domain worktree: when the domain is done
+    # it goes to the job's artifacts with the worktree's other uncommitted outputs.
+    assert worktree_paths(repo) == [repo]
+    artifacts = treefork_home / "jobs" / out["job_id"] / "artifacts" / "docs"
+    assert (artifacts / "docs" / "sneaky.md").read_text() == "sneaky\n"
 
 
 # -- git without merge-tree --write-tree ----------------------------------------------------
@@ -324,7 +329,9 @@ async def test_a_domain_gets_a_worktree_only_when_something_uses_it(repo: Path, 
         if event["event"] == "worktree" and event.get("action") == "created":
             created.append(event)
 
-    agent = [Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")]
+    agent = [
+        Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")
+    ]
     reduce = [Shell("test -f docs/a.md && test -f docs/b.md")] if kind == "with reduce" else []
     domain = _domain(agent, ["a", "b"], reduce=reduce)
     keep = kind == "kept worktrees"

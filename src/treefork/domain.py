@@ -83,6 +83,12 @@ class Map:
         agent_timeout: Seconds an agent may run in all; past it its processes are killed.
         isolation: ``worktree`` (each agent in its own worktree, merged back) or ``none``
             (read-only agents run in the domain worktree and may not commit).
+        auto_commit: What happens to changes an agent leaves uncommitted when its steps
+            succeed. True (the default): they are committed (``git add -A``; ignored files
+            never) as one commit named after the item, merged with the agent's other
+            commits and listed at merge review, so nothing an agent makes is dropped.
+            False: the item fails, naming the paths, and its worktree is kept for
+            inspection (``treefork worktree list``, the DLQ).
     """
 
     input: MapInput
@@ -96,6 +102,7 @@ class Map:
     distinct: str | None = None
     agent_timeout: float | None = None
     isolation: Literal["worktree", "none"] = "worktree"
+    auto_commit: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agent", tuple(self.agent))

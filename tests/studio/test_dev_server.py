@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
 
 
-@pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[DevServer]:
-    """``langgraph dev`` on a free port, with the repository's langgraph.json.
+@contextmanager
+def _serving(folder: Path, home: Path) -> Iterator[DevServer]:
+    """``langgraph dev`` on a free port, run in ``folder`` with its ``langgraph.json``.
 
-    It runs in a scratch folder (its ``.langgraph_api/`` state lands there) and is stopped,
-    with everything it started, when the test ends.
+    Its ``.langgraph_api/`` state lands in the folder; the server is stopped, with
+    everything it started, on exit.
     """
     langgraph = Path(sys.executable).with_name("langgraph")
     if not langgraph.exists():
@@ -114,9 +115,6 @@ def dev_server(tmp_path: Path) -> Iterator[DevServer]:
         if found is None:
             pytest.skip('the langgraph command is missing: install "langgraph-cli[inmem]"')
         langgraph = Path(found)
-    folder = tmp_path / "server"
-    folder.mkdir()
-    shutil.copy(REPOSITORY_ROOT / "langgraph.json", folder / "langgraph.json")
     port = _free_port()
     log = folder / "server.log"
     with log.open("wb") as output:
@@ -134,7 +132,7 @@ def dev_server(tmp_path: Path) -> Iterator[DevServer]:
                 "langgraph.json",
             ],
             cwd=folder,
-            env=_offline_environment(tmp_path / "treefork-home"),
+            env=_offline_environment(home),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -148,16 +146,39 @@ def dev_server(tmp_path: Path) -> Iterator[DevServer]:
         _stop(process)
 
 
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[DevServer]:
+    """``langgraph dev`` serving the repository's ``langgraph.json``, in a scratch folder."""
+    folder = tmp_path / "server"
+    folder.mkdir()
+    shutil.copy(REPOSITORY_ROOT / "langgraph.json", folder / "langgraph.json")
+    with _serving(folder, tmp_path / "treefork-home") as server:
+        yield server
+
+
+_PHASES = ("prepare", "setup", "map")
+"""The first steps of every domain's sub-graph."""
+
+
+def _domain_namespaces(parts: list[Any]) -> set[str]:
+    """The namespaces of the domains' sub-graphs in a stream (``docs:<task id>``)."""
+    return {
+        part.event.split("|")[1]
+        for part in parts
+        if "|" in part.event and ":" in part.event.split("|")[1]
+    }
+
+
 def test_langgraph_json_names_the_studio_factory() -> None:
     config = json.loads((REPOSITORY_ROOT / "langgraph.json").read_text())
     assert config["graphs"] == {"treefork": "treefork.studio:make_graph"}
     assert ".langgraph_api/" in (REPOSITORY_ROOT / ".gitignore").read_text().splitlines()
 
 
-async def _stream(client: Any, thread_id: str, **run: Any) -> list[Any]:
+async def _stream(client: Any, thread_id: str, graph: str = "treefork", **run: Any) -> list[Any]:
     parts = []
     async for part in client.runs.stream(
-        thread_id, "treefork", stream_mode=["custom", "updates"], stream_subgraphs=True, **run
+        thread_id, graph, stream_mode=["custom", "updates"], stream_subgraphs=True, **run
     ):
         parts.append(part)
     errors = [part.data for part in parts if part.event == "error"]
@@ -191,8 +212,27 @@ async def test_run_interrupts_for_review_and_approve_merges(
             config=config,
         )
         state = await client.threads.get_state(thread["thread_id"])
+        histories = {
+            namespace: await client.threads.get_history(
+                thread["thread_id"], limit=50, checkpoint={"checkpoint_ns": namespace}
+            )
+            for namespace in _domain_namespaces(parts)
+        }
         await _approve(client, thread["thread_id"], state, sample_repo, config)
         final = (await client.threads.get_state(thread["thread_id"]))["values"]
+
+    # While the run waits at review, each domain's checkpoints are under a namespace that
+    # names it, and its history walks its phases.
+    assert {namespace.split(":")[0] for namespace in histories} == {"docs", "api"}
+    for namespace, history in histories.items():
+        name = namespace.split(":")[0]
+        assert history, namespace
+        assert {h["checkpoint"]["checkpoint_ns"] for h in history} == {namespace}
+        assert all(h["values"]["domain"] == name for h in history if h["values"])
+        steps = [step for h in reversed(history) for step in h["next"] if step != "__start__"]
+        assert steps[: len(_PHASES)] == list(_PHASES), steps
+        assert steps.count("agent") == 3
+        assert len(history[0]["values"]["agents"]) == 3
 
     events = [part.data for part in parts if part.event.startswith("custom")]
     kinds = [event["event"] for event in events]
@@ -233,3 +273,66 @@ async def test_studio_draws_the_graph(dev_server: DevServer) -> None:
     # The demo's domains, each with its phases and its agent task.
     for domain in ("docs", "api", "tests"):
         assert {f"{domain}:setup", f"{domain}:map", f"{domain}:agent", f"{domain}:reduce"} <= inner
+
+
+ASKING_GRAPH = """\
+import anyio
+from langgraph.types import interrupt
+
+from treefork import AgentStep, Domain, Map, Shell, build_graph
+
+
+async def ask_for_b(context):
+    if context.item == "b" and interrupt({"question": "accept the change for b?"}) != "yes":
+        raise RuntimeError("not accepted")
+    await anyio.Path(context.worktree / f"{context.item}.txt").write_text(str(context.item))
+    return "wrote"
+
+
+DOMAINS = [
+    Domain(
+        "docs",
+        keywords=["docs"],
+        map=Map(
+            input=["a", "b", "c"],
+            agent=[AgentStep(ask_for_b), Shell("git add -A && git commit -qm ${item}")],
+        ),
+    ),
+    Domain("api", keywords=["api"], map=Map(input=["x"], agent=[Shell("true")], isolation="none")),
+]
+graph = build_graph(DOMAINS, auto_approve=True, checkpointer=None)
+"""
+"""A graph whose docs agent for item b asks a question; an api domain beside it."""
+
+
+async def test_an_interrupt_inside_a_domain_shows_that_domain_state(
+    tmp_path: Path, sample_repo: Path
+) -> None:
+    folder = tmp_path / "asking"
+    folder.mkdir()
+    (folder / "asking.py").write_text(ASKING_GRAPH)
+    (folder / "langgraph.json").write_text(
+        json.dumps({"dependencies": ["."], "graphs": {"asking": "./asking.py:graph"}})
+    )
+    with _serving(folder, tmp_path / "treefork-home") as server:
+        async with get_client(url=server.url) as client:
+            thread = await client.threads.create()
+            task = {"task": "docs and api", "repo": str(sample_repo)}
+            await _stream(client, thread["thread_id"], input=task, graph="asking")
+            state = await client.threads.get_state(thread["thread_id"], subgraphs=True)
+            (docs,) = [task for task in state["tasks"] if task["name"] == "docs"]
+            question = [i["value"] for t in state["tasks"] for i in t["interrupts"]]
+            await _stream(client, thread["thread_id"], command={"resume": "yes"}, graph="asking")
+            final = (await client.threads.get_state(thread["thread_id"]))["values"]
+        log = server.log_text()
+
+    assert question == [{"question": "accept the change for b?"}]
+    # The waiting domain's own state: the agents that finished, and the one that waits.
+    inner = docs["state"]
+    assert inner["values"]["domain"] == "docs"
+    assert sorted(inner["values"]["agents"]) == ["0", "2"]
+    assert inner["next"] == ["agent"]
+    assert final["merge"]["status"] == "merged"
+    assert final["domain_results"]["docs"]["succeeded"] == 3
+    assert {"a.txt", "b.txt", "c.txt"} <= set(run_git(sample_repo, "ls-files").split())
+    assert "BlockingError" not in log

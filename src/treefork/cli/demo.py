@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.environment import scrubbed_environment
@@ -100,7 +101,7 @@ def demo(
     ),
 ) -> None:
     """Run a 2-domain task on a scratch copy of the sample project and merge it."""
-    console = Console()
+    console = make_console()
     scratch = Path(tempfile.mkdtemp(prefix="treefork-demo-"))
     repo = make_sample_repository(scratch)
     home = Path(os.environ.get("TREEFORK_HOME") or scratch / "treefork-home")

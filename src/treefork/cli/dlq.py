@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.progress import make_progress
 from treefork.cli.resume import checkpoint_action, job_options, job_workflow, open_job
 from treefork.cli.run import (
@@ -105,7 +105,7 @@ def list_items(
             entry["branch"] or "-",
             "yes" if entry["resolved_at"] else "no",
         )
-    Console(width=200).print(table)
+    make_console().print(table)
 
 
 @dlq_app.command("show")

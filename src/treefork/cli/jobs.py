@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.run import EXIT_LOCKED, _say
 from treefork.errors import JobLockedError
 from treefork.home import treefork_home
@@ -116,7 +116,7 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="One JSON object per
             row["started"],
             _format_duration(row["duration"]),
         )
-    Console(width=160).print(table)
+    make_console().print(table)
 
 
 @app.command()

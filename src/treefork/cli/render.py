@@ -18,6 +18,10 @@ def _tests(result: dict[str, Any]) -> str:
     return "passed" if result.get("tests_passed") else "failed"
 
 
+def _verdict(passed: bool | None) -> str:
+    return "no tests" if passed is None else "yes" if passed else "no"
+
+
 def print_summary(state: dict[str, Any], console: Console) -> None:
     """The per-domain table, the aggregate line and the merge outcome."""
     table = Table(title=f"treefork job {state.get('job_id', '?')}", title_justify="left")
@@ -29,7 +33,7 @@ def print_summary(state: dict[str, Any], console: Console) -> None:
         "skipped",
         "files",
         "tests",
-        "merged",
+        "merged into session",
     ):
         table.add_column(column)
     for name, result in (state.get("domain_results") or {}).items():
@@ -50,7 +54,7 @@ def print_summary(state: dict[str, Any], console: Console) -> None:
     files = len(state.get("aggregated_files") or [])
     console.print(
         f"status: [{_STYLE.get(status, 'white')}]{status}[/]   files: {files}"
-        f"   all tests passed: {state.get('all_tests_passed')}"
+        f"   all tests passed: {_verdict(state.get('all_tests_passed'))}"
         f"   agent runs: {budget.get('agent_runs', 0)}"
         f"   wall time: {budget.get('wall_time', 0.0):.1f}s"
     )

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.home import treefork_home
 
 __all__ = ("load_job_events", "read_events_file", "report")
 
 EXIT_INVALID = 2
 
-_err = Console(stderr=True)
+_err = make_console(stderr=True)
 
 
 def read_events_file(path: Path) -> list[dict[str, Any]]:
@@ -93,4 +93,4 @@ def report(
         _err.print(f"no events of job {job_id} in {where}", markup=False, highlight=False)
         raise typer.Exit(EXIT_INVALID)
     target = write_report(output or Path(f"report-{job_id}.html"), job, events)
-    Console().print(f"wrote {target} ({len(events)} events)", markup=False, highlight=False)
+    make_console().print(f"wrote {target} ({len(events)} events)", markup=False, highlight=False)

@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.cli.run import (
@@ -159,7 +160,7 @@ def resume(
         checkpointer=checkpointer,
         max_parallel=max_parallel,
     )
-    console = Console(stderr=as_json)
+    console = make_console(stderr=as_json)
     try:
         state = asyncio.run(_resume(workflow, options, console))
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.errors import JobLockedError, TreeforkError, WorkflowError
@@ -53,7 +54,7 @@ __all__ = (
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_err = Console(stderr=True)
+_err = make_console(stderr=True)
 
 
 def _say(message: str) -> None:
@@ -256,9 +257,12 @@ def job_row(workflow: Any, options: dict[str, Any]) -> dict[str, Any]:
 async def _execute(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
     import anyio
 
+    from treefork.git.repository import check_checkout_ready, open_repository
     from treefork.nodes.supervisor import new_job_id
     from treefork.store import JobLock, shared_store
 
+    # A repository the job cannot use is refused before anything is recorded or created.
+    await check_checkout_ready(await open_repository(options["repo"]))
     home = treefork_home()
     options["job_id"] = options["job_id"] or new_job_id()
     # The job lock is held for the whole run: a second run or resume of it fails at once.
@@ -325,7 +329,7 @@ def run(
         _say("--yes and --no-merge exclude each other")
         raise typer.Exit(EXIT_INVALID)
     workflow = _load(file)
-    console = Console(stderr=as_json)
+    console = make_console(stderr=as_json)
     options = {
         "repo": _repository_path(repo),
         "task": task or workflow.task or workflow.name,

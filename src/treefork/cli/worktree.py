@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from treefork.cli.app import app
+from treefork.cli.console import make_console
 from treefork.cli.run import EXIT_FAILED, EXIT_INVALID, EXIT_OK, _say
-from treefork.core.hygiene import job_state, parse_duration
+from treefork.core.hygiene import GcAction, job_state, parse_duration
 from treefork.git.hygiene import collect_garbage, describe, take_inventory
 from treefork.home import treefork_home
 from treefork.store import shared_store
@@ -84,7 +85,7 @@ def list_worktrees(
         table.add_row(
             row["job_id"], row["job_state"], row["branch"] or "-", row["status"], row["path"]
         )
-    Console(width=200).print(table)
+    make_console().print(table)
 
 
 @worktree_app.command("gc")
@@ -99,9 +100,12 @@ def gc(
         False, "--force", help="Also remove uncommitted work and unmerged branches."
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per decision."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list what is kept, and why."),
 ) -> None:
-    """Remove worktrees and branches of merged or discarded jobs, and orphans."""
+    """Remove worktrees and branches of merged or discarded jobs, and orphans.
+
+    Prints a line for everything removed and everything kept, with the reason (and, for
+    kept work, the command that acts on it), then a count of each.
+    """
     try:
         seconds = parse_duration(older_than) if older_than else None
     except ValueError as error:
@@ -118,8 +122,6 @@ def gc(
                 json.dumps({**describe(action, dry_run=dry_run), "error": failed.get(id(action))})
             )
             continue
-        if action.kind == "keep" and not (verbose or dry_run):
-            continue
         verb = {
             "keep": "keep",
             "remove_worktree": "remove worktree",
@@ -132,4 +134,27 @@ def gc(
         print(
             f"{prefix}{verb} {action.target} ({action.job_id or 'no job'}): {action.reason}{suffix}"
         )
+    if not as_json:
+        print(_gc_totals(report.actions, dry_run=dry_run))
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+def _gc_totals(actions: Sequence[GcAction], *, dry_run: bool) -> str:
+    """``removed 2 worktrees, 3 branches; kept 1 worktree`` (or that nothing was found)."""
+    if not actions:
+        return "nothing to collect"
+
+    def count(kinds: tuple[str, ...], noun: str) -> str | None:
+        n = sum(1 for action in actions if action.kind in kinds and action.what == noun)
+        return f"{n} {noun}{'s' if n != 1 else ''}" if n else None
+
+    nouns = ("worktree", "folder", "branch")
+    done = [
+        count(("remove_worktree", "remove_folder", "delete_branch", "prune"), noun)
+        for noun in nouns
+    ]
+    kept = [count(("keep",), noun) for noun in nouns]
+    removed = ", ".join(part for part in done if part) or "nothing"
+    verb = "would remove" if dry_run else "removed"
+    kept_text = ", ".join(part for part in kept if part)
+    return f"{verb} {removed}" + (f"; kept {kept_text}" if kept_text else "")

@@ -69,6 +69,40 @@ class WorkItem:
     """Position among the selected items (0-based)."""
 
 
+_LABEL_FIELDS = ("path", "file", "name", "title", "id")
+_LABEL_LENGTH = 60
+
+
+def item_label(item: WorkItem) -> str:
+    """A short, one-line name for an item, for commit messages and errors (pure).
+
+    A string is itself; an object is its first ``path``, ``file``, ``name``, ``title`` or
+    ``id`` field that is a string or number, else its compact JSON; anything longer than 60
+    characters is cut with an ellipsis.
+    """
+    value = item.value
+    if isinstance(value, Mapping):
+        named = next(
+            (
+                value[key]
+                for key in _LABEL_FIELDS
+                if isinstance(value.get(key), str | int | float) and str(value[key]).strip()
+            ),
+            None,
+        )
+        text = (
+            str(named)
+            if named is not None
+            else json.dumps(value, separators=(",", ":"), default=str)
+        )
+    elif value is None or isinstance(value, str | int | float | bool):
+        text = str(value)
+    else:
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    text = " ".join(text.split()) or f"item {item.item_id}"
+    return text if len(text) <= _LABEL_LENGTH else text[: _LABEL_LENGTH - 1] + "…"
+
+
 @lru_cache(maxsize=256)
 def compile_json_path(expression: str) -> JSONPath:
     """Parse a JSONPath expression (jsonpath-ng extended syntax).

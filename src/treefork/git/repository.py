@@ -18,6 +18,7 @@ from treefork.git.command import git, git_ok
 __all__ = (
     "FALLBACK_IDENTITY",
     "RepositoryInfo",
+    "check_checkout_ready",
     "commit_identity_env",
     "git_version",
     "open_repository",
@@ -71,6 +72,22 @@ def _open_sync(path: Path, base_branch: str | None) -> RepositoryInfo:
         )
 
 
+_IN_PROGRESS = (
+    ("rebase-merge", "a rebase", "git rebase --continue` or `git rebase --abort"),
+    ("rebase-apply", "a rebase or `git am`", "git rebase --continue` or `git rebase --abort"),
+    ("MERGE_HEAD", "a merge", "git merge --continue` or `git merge --abort"),
+    (
+        "CHERRY_PICK_HEAD",
+        "a cherry-pick",
+        "git cherry-pick --continue` or `git cherry-pick --abort",
+    ),
+    ("REVERT_HEAD", "a revert", "git revert --continue` or `git revert --abort"),
+    ("BISECT_LOG", "a bisect", "git bisect reset"),
+)
+"""Files in the checkout's git directory that say an operation is under way, what it is,
+and how to end it."""
+
+
 def _current_branch(repo: gitpython.Repo, path: Path) -> str:
     if repo.head.is_detached:
         raise RepositoryError(
@@ -109,6 +126,34 @@ async def open_repository(path: str | Path, base_branch: str | None = None) -> R
     if base_branch is not None and not re.fullmatch(r"[^\s~^:?*\[\\]+", base_branch):
         raise RepositoryError(path, f"invalid branch name {base_branch!r}")
     return await anyio.to_thread.run_sync(_open_sync, Path(path), base_branch)
+
+
+async def check_checkout_ready(info: RepositoryInfo) -> None:
+    """Refuse to start a job on a checkout in the middle of something.
+
+    A merge, rebase, cherry-pick, revert or bisect under way, or unresolved conflicts,
+    would make the final merge fail after every agent ran; the job is refused before any.
+
+    Raises:
+        RepositoryError: What is under way, and the git command that ends it.
+    """
+    git_dir = Path((await git("rev-parse", "--absolute-git-dir", cwd=info.root)).stdout.strip())
+    for name, what, how in _IN_PROGRESS:
+        if await anyio.Path(git_dir / name).exists():
+            raise RepositoryError(
+                info.root, f"{what} is in progress in the checkout: finish it first (`{how}`)"
+            )
+    unmerged = await git("ls-files", "--unmerged", "-z", cwd=info.root)
+    paths = sorted(
+        {entry.split("\t", 1)[1] for entry in unmerged.stdout.split("\0") if "\t" in entry}
+    )
+    if paths:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        raise RepositoryError(
+            info.root,
+            f"unresolved conflicts in the checkout ({shown}): resolve and commit them "
+            "before starting a job",
+        )
 
 
 async def commit_identity_env(cwd: Path) -> dict[str, str]:

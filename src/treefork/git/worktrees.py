@@ -38,7 +38,7 @@ from treefork.git.command import git, git_ok
 from treefork.git.locks import RepositoryLock
 from treefork.git.objects import ObjectDatabase, ObjectMissingError, object_database
 from treefork.git.refs import head_commit
-from treefork.git.repository import RepositoryInfo
+from treefork.git.repository import RepositoryInfo, commit_identity_env
 
 __all__ = ("AgentChanges", "Worktree", "WorktreeManager", "repository_key")
 
@@ -212,6 +212,16 @@ class WorktreeManager:
         else:
             files = []
         return AgentChanges(head, commits, tuple(files), tuple(dirty), tuple(ignored), on_base)
+
+    async def commit_all(self, path: Path, message: str) -> None:
+        """Commit everything uncommitted in a worktree (``git add -A``; ignored files never),
+        with the repository's hooks and identity (treefork's when it has none).
+
+        Raises:
+            GitError: ``add`` or ``commit`` failed (a hook refused, for instance).
+        """
+        await git("add", "-A", cwd=path)
+        await git("commit", "-q", "-m", message, cwd=path, env=await commit_identity_env(path))
 
     async def registered_worktrees(self) -> dict[Path, str | None]:
         """Every worktree git knows for the repository, with its branch."""
@@ -414,9 +424,7 @@ def _line_of_commits(
         commits = objects.line_of_commits(head, base)
         if commits is None:
             return None
-        return commits, objects.changed_paths(
-            objects.commit(base).tree, objects.commit(head).tree
-        )
+        return commits, objects.changed_paths(objects.commit(base).tree, objects.commit(head).tree)
     except ObjectMissingError:
         return None
 

@@ -3,8 +3,11 @@ session branch into the user's branch."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
+
+import anyio.to_thread
 
 from treefork.errors import MergeRefusedError, TreeforkError
 from treefork.git.merge import MergeResult, merge_into_branch, merge_into_checked_out_branch
@@ -12,6 +15,7 @@ from treefork.git.worktrees import WorktreeManager
 from treefork.runtime import JobRuntime
 
 __all__ = (
+    "artifacts_folder",
     "merge_domain_into_session",
     "merge_session_into_base",
     "refusal_status",
@@ -39,8 +43,34 @@ async def merge_domain_into_session(
     return result
 
 
-async def retire_domain_worktree(runtime: JobRuntime, worktree: Path) -> str | None:
-    """Remove a merged domain's worktree unless it holds uncommitted files.
+def artifacts_folder(home: Path, job_id: str, domain: str) -> Path:
+    """Where a merged domain's uncommitted outputs go: ``<home>/jobs/<job>/artifacts/<domain>``."""
+    return home / "jobs" / job_id / "artifacts" / domain
+
+
+def _copy_outputs(worktree: Path, paths: list[str], folder: Path) -> list[str]:
+    copied = []
+    for relative in paths:
+        source = worktree / relative
+        if not source.is_symlink() and not source.exists():
+            continue  # a deleted tracked file: nothing to keep
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target, follow_symlinks=False)
+        copied.append(relative)
+    return copied
+
+
+async def retire_domain_worktree(runtime: JobRuntime, domain: str, worktree: Path) -> str | None:
+    """Remove a merged domain's worktree.
+
+    Files its setup or reduce left uncommitted (an ``items.json``, a report) are outputs of
+    the job, not work to merge: they are copied to :func:`artifacts_folder` first (an
+    ``artifacts`` event names them), and the worktree goes. If they cannot be copied the
+    worktree is kept.
 
     Returns:
         The worktree path when it was kept, else None.
@@ -48,8 +78,13 @@ async def retire_domain_worktree(runtime: JobRuntime, worktree: Path) -> str | N
     if runtime.settings.keep_worktrees:
         return str(worktree)
     try:
-        await runtime.worktrees.remove_worktree(worktree)
-    except TreeforkError as error:
+        leftovers = await runtime.worktrees.dirty_paths(worktree)
+        if leftovers:
+            folder = artifacts_folder(runtime.worktrees.home, runtime.job_id, domain)
+            copied = await anyio.to_thread.run_sync(_copy_outputs, worktree, leftovers, folder)
+            runtime.emitter.emit("artifacts", domain=domain, folder=str(folder), paths=copied)
+        await runtime.worktrees.remove_worktree(worktree, force=bool(leftovers))
+    except (TreeforkError, OSError) as error:
         runtime.emitter.emit("worktree", action="kept", path=str(worktree), reason=str(error))
         return str(worktree)
     runtime.emitter.emit("worktree", action="removed", path=str(worktree))

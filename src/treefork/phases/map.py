@@ -15,6 +15,7 @@ reason), never lost.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import anyio
 from langgraph.errors import GraphBubbleUp
 
-from treefork.core.items import WorkItem
+from treefork.core.items import WorkItem, item_label
 from treefork.core.policy import ItemCounts, stop_reason
 from treefork.domain import Domain, Map
 from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
@@ -554,15 +555,36 @@ async def _finish_attempt(
     worktree = prepared.worktree
     assert worktree is not None and worktree.branch is not None
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
-    changes = await run.runtime.worktrees.agent_changes(worktree.path, run.base_commit)
+    worktrees = run.runtime.worktrees
+    changes = await worktrees.agent_changes(worktree.path, run.base_commit)
+    auto_commit_error: str | None = None
+    if outcome.ok and changes.dirty and run.map.auto_commit:
+        try:
+            message = f"treefork: {item_label(work)} (changes the agent left uncommitted)"
+            await worktrees.commit_all(worktree.path, message)
+        except GitError as refused:
+            auto_commit_error = f"auto_commit failed: {refused}"
+        changes = await worktrees.agent_changes(worktree.path, run.base_commit)
     clean = not changes.dirty
-    # The commits are all the merge needs: the worktree goes back to the pool now.
+    # The commits are all the merge needs: the worktree goes back to the pool now (one
+    # holding uncommitted work stays as it is, for inspection).
     await pool.release(worktree, reusable=clean, ignored=changes.ignored)
     prepared.let_go()
     if not outcome.ok:
         error = str(outcome.error) if outcome.error else "failed"
         return _result(
             work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage
+        )
+    if changes.dirty:
+        return _result(
+            work,
+            error=auto_commit_error or _uncommitted_error(changes.dirty, worktree.path),
+            output_tail=outcome.output_tail,
+            branch=worktree.branch,
+            commits=list(changes.commits),
+            uncommitted=list(changes.dirty),
+            worktree=str(worktree.path),
+            **usage,
         )
     head = changes.head or run.base_commit
     commits, files = list(changes.commits), list(changes.files)
@@ -591,12 +613,24 @@ async def _finish_attempt(
             paths=list(conflict.paths),
             branch=worktree.branch,
         )
-        result["error"] = str(conflict)
+        result["error"] = (
+            f"{item_label(work)}: merging into {run.domain.name} conflicts in: "
+            f"{', '.join(conflict.paths) or '(unknown)'} (branch {worktree.branch})"
+        )
         result["conflict_paths"] = list(conflict.paths)
         return result
     result["status"] = "succeeded"
     _forget_merged_branch(run, pool, worktree.branch, head)
     return result
+
+
+def _uncommitted_error(paths: Sequence[str], worktree: Path) -> str:
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return (
+        f"left {len(paths)} uncommitted path{'s' if len(paths) != 1 else ''} ({shown}); "
+        f"kept in {worktree}. Commit them in a step (commit_required: true checks it), "
+        "or drop auto_commit: false from the map to have them committed"
+    )
 
 
 def _forget_merged_branch(run: MapRun, pool: AgentPool, branch: str, head: str) -> None:
@@ -658,7 +692,7 @@ async def _merge_agent(run: MapRun, work: WorkItem, head: str, *, base: str | No
     # given when the agent's commits grow from the post-setup commit alone: then it is
     # the merge base, and git need not search the domain branch's history for it.
     merged = await _merger(run).merge(
-        head, f"treefork: merge agent {work.item_id} into {run.domain.name}", base=base
+        head, f"treefork: merge {item_label(work)} into {run.domain.name}", base=base
     )
     run.runtime.emitter.emit(
         "merge", domain=run.domain.name, item=work.item_id, into=run.branch, commit=merged.commit

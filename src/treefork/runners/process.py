@@ -21,6 +21,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,13 +116,39 @@ async def _stop_group(process: Process, pgid: int, kill_grace: float) -> None:
     await process.aclose()
 
 
-def _stdin_file(data: bytes | None) -> IO[bytes] | None:
-    if data is None:
-        return None
-    file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _process_files)
-    file.write(data)
-    file.seek(0)
-    return file
+class _Files:
+    """Temporary files a worker thread opens for a task that may be cancelled meanwhile:
+    whichever side comes last closes them (a cancelled await does not wait for its thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self.opened: list[IO[bytes]] = []
+
+    def open(self, data: bytes | None = None) -> None:
+        file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close or right here)
+        if data is not None:
+            file.write(data)
+            file.seek(0)
+        with self._lock:
+            kept = not self._closed
+            if kept:
+                self.opened.append(file)
+        if not kept:
+            file.close()
+
+    def open_all(self, stdin: bytes | None) -> None:
+        self.open()
+        self.open()
+        if stdin is not None:
+            self.open(stdin)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opened, self.opened = self.opened, []
+        for file in opened:
+            file.close()
 
 
 @contextlib.asynccontextmanager
@@ -131,18 +158,16 @@ async def _process_files(
     """Temporary files for stdout, stderr and (when given) stdin.
 
     Opening them is blocking (the first use looks for the temporary folder; stdin is
-    written), so it happens in a worker thread, never on the event loop.
+    written), so it happens in a worker thread, never on the event loop. A task cancelled
+    while the thread runs leaves no file open.
     """
-    stack = contextlib.ExitStack()
+    files = _Files()
     try:
-        stdout = stack.enter_context(await anyio.to_thread.run_sync(tempfile.TemporaryFile))
-        stderr = stack.enter_context(await anyio.to_thread.run_sync(tempfile.TemporaryFile))
-        input_file = await anyio.to_thread.run_sync(_stdin_file, stdin)
-        if input_file is not None:
-            stack.enter_context(input_file)
-        yield stdout, stderr, input_file
+        await anyio.to_thread.run_sync(files.open_all, stdin)
+        opened = files.opened
+        yield opened[0], opened[1], opened[2] if stdin is not None else None
     finally:
-        stack.close()
+        files.close()
 
 
 def _read_output(file: IO[bytes], max_output: int) -> str:

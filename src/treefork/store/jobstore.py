@@ -686,9 +686,7 @@ class _BatchWriter(threading.Thread):
     def __init__(self, store: JobStore) -> None:
         super().__init__(name="treefork-store", daemon=True)
         self.store = store
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[None]]] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[None]]] = queue.SimpleQueue()
         self._closed = False
         self.start()
 

@@ -159,6 +159,8 @@ def _map(spec: MapSpec, resolved: ResolvedEnv, domain: str) -> Map:
         options["max_parallel"] = max_parallel
     if spec.isolation is not None:
         options["isolation"] = spec.isolation
+    if spec.auto_commit is not None:
+        options["auto_commit"] = spec.auto_commit
     timeout_config = spec.timeout_config
     agent_timeout = spec.agent_timeout_secs or (
         timeout_config.agent_timeout_secs if timeout_config else None

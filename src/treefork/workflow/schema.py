@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from treefork.steps import CaptureFormat
 
@@ -233,6 +241,9 @@ class MapSpec(Spec):
     agent_timeout_secs: Seconds | None = None
     timeout_config: TimeoutConfigSpec | None = None
     isolation: Literal["worktree", "none"] | None = None
+    auto_commit: StrictBool | None = None
+    """Commit what an agent leaves uncommitted (treefork's key; default true). False: such
+    an agent's item fails and its worktree is kept."""
 
 
 class RetryConfigSpec(Spec):

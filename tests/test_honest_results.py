@@ -1,0 +1,191 @@
+"""What a job reports is what happened: work an agent leaves uncommitted is never dropped,
+merge commits and conflicts name their items, and figures are true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gitutil import commit_file, run_git, treefork_branches, worktree_paths
+
+from treefork import Domain, Map, Shell, build_graph
+from treefork.core.items import WorkItem, item_label
+from treefork.errors import WorkflowError
+from treefork.workflow import load_workflow
+
+
+def _domain(agent: list[Any], items: list[Any], **map_options: Any) -> Domain:
+    return Domain(
+        "docs", keywords=["docs"], map=Map(input=items, agent=agent, max_parallel=2, **map_options)
+    )
+
+
+async def _run(repo: Path, domain: Domain, **options: Any) -> dict[str, Any]:
+    graph = build_graph([domain], auto_approve=True, **options)
+    return dict(await graph.ainvoke({"task": "fix the docs", "repo": str(repo)}))
+
+
+def _agents(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(agent["item"]): agent for agent in out["domain_results"]["docs"]["agents"]}
+
+
+# -- uncommitted work ---------------------------------------------------------------------
+
+
+async def test_an_agent_that_leaves_files_uncommitted_fails_and_keeps_its_worktree(
+    repo: Path,
+) -> None:
+    before = run_git(repo, "rev-parse", "main").strip()
+    domain = _domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"], auto_commit=False)
+    out = await _run(repo, domain)
+
+    agents = _agents(out)
+    for item in ("a", "b"):
+        agent = agents[item]
+        assert agent["status"] == "failed"
+        assert agent["uncommitted"] == [f"{item}.txt"]
+        assert f"{item}.txt" in agent["error"] and "auto_commit" in agent["error"]
+        kept = Path(agent["worktree"])
+        assert (kept / f"{item}.txt").read_text() == f"{item}\n"  # nothing dropped
+        assert kept in worktree_paths(repo)
+    assert out["domain_results"]["docs"]["status"] == "failed"
+    assert out["domain_results"]["docs"]["succeeded"] == 0
+    assert out["merge"]["status"] != "merged"
+    assert run_git(repo, "rev-parse", "main").strip() == before
+    failures = {failure["item"]: failure["error"] for failure in out["failures"]}
+    assert set(failures) == {"0", "1"}
+
+
+async def test_by_default_what_the_agent_left_is_committed_and_merged(repo: Path) -> None:
+    domain = _domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"])
+    out = await _run(repo, domain)
+
+    assert out["status"] == "succeeded", out["failures"]
+    assert out["merge"]["status"] == "merged"
+    assert {"a.txt", "b.txt"} <= set(run_git(repo, "ls-files").split())
+    subjects = run_git(repo, "log", "--format=%s", "main").splitlines()
+    assert "treefork: a (changes the agent left uncommitted)" in subjects
+    assert treefork_branches(repo) == []
+    assert worktree_paths(repo) == [repo]
+
+
+async def test_auto_commit_leaves_ignored_files_out(repo: Path) -> None:
+    commit_file(repo, ".gitignore", "*.log\n")
+    agent = [Shell("echo ${item} > ${item}.txt; echo noise > ${item}.log")]
+    out = await _run(repo, _domain(agent, ["a"]))
+    assert out["status"] == "succeeded", out["failures"]
+    files = set(run_git(repo, "ls-files").split())
+    assert "a.txt" in files and "a.log" not in files
+
+
+async def test_an_agent_that_commits_and_leaves_more_fails_with_the_leftovers_named(
+    repo: Path,
+) -> None:
+    agent = [
+        Shell(
+            "echo ${item} > ${item}.txt; git add ${item}.txt; git commit -qm ${item}; echo x > stray.txt"
+        )
+    ]
+    out = await _run(repo, _domain(agent, ["a"], auto_commit=False))
+    (result,) = _agents(out).values()
+    assert result["status"] == "failed"
+    assert result["uncommitted"] == ["stray.txt"]
+    assert len(result["commits"]) == 1
+    assert "a.txt" not in run_git(repo, "ls-files", "main").split()
+
+
+def test_a_workflow_map_can_turn_auto_commit_off(tmp_path: Path) -> None:
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "name: w\nmode: mapreduce\nmap:\n  input: items.json\n  auto_commit: false\n"
+        "  agent_template:\n    - shell: echo ${item}\n"
+    )
+    (domain,) = load_workflow(path).domains
+    assert domain.map is not None and domain.map.auto_commit is False
+    path.write_text(path.read_text().replace("auto_commit: false", "auto_commit: maybe"))
+    with pytest.raises(WorkflowError, match="auto_commit"):
+        load_workflow(path)
+
+
+# -- history that names its items ---------------------------------------------------------
+
+
+async def test_merge_commits_name_their_items(repo: Path) -> None:
+    items = [{"path": "docs/api.md"}, {"path": "docs/faq.md"}]
+    agent = [
+        Shell(
+            "mkdir -p docs && echo x >> ${item.path} && git add -A && git commit -qm 'edit ${item.path}'",
+            commit_required=True,
+        )
+    ]
+    out = await _run(repo, _domain(agent, items))
+    assert out["status"] == "succeeded", out["failures"]
+    subjects = run_git(repo, "log", "--format=%s", "main").splitlines()
+    assert "treefork: merge docs/api.md into docs" in subjects
+    assert "treefork: merge docs/faq.md into docs" in subjects
+    assert not any("merge agent" in subject for subject in subjects)
+
+
+async def test_a_conflict_names_the_item_and_its_paths(repo: Path) -> None:
+    agent = [
+        Shell(
+            "echo ${item} > shared.txt && git add -A && git commit -qm '${item}'",
+            commit_required=True,
+        )
+    ]
+    out = await _run(repo, _domain(agent, ["first", "second"]))
+    failed = [agent for agent in _agents(out).values() if agent["status"] == "failed"]
+    assert len(failed) == 1
+    error = failed[0]["error"]
+    assert error.startswith(f"{failed[0]['item']}: merging into docs conflicts in: shared.txt")
+    assert failed[0]["conflict_paths"] == ["shared.txt"]
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("docs/api.md", "docs/api.md"),
+        ({"path": "src/a.py", "id": 3}, "src/a.py"),
+        ({"id": 7, "score": 2}, "7"),
+        ({"score": 2}, '{"score":2}'),
+        (12, "12"),
+        ("line one\nline two", "line one line two"),
+        ("", "item 4"),
+        ("x" * 80, "x" * 59 + "…"),
+    ],
+)
+def test_item_labels_are_short_and_on_one_line(value: Any, label: str) -> None:
+    assert item_label(WorkItem(value, "4", 4)) == label
+
+
+# -- hygiene ------------------------------------------------------------------------------
+
+
+async def test_setup_outputs_go_to_the_job_artifacts_and_the_worktree_goes(
+    repo: Path, treefork_home: Path
+) -> None:
+    domain = Domain(
+        "docs",
+        keywords=["docs"],
+        setup=[Shell("""echo '["a", "b"]' > items.json; mkdir -p out; echo r > out/report.txt""")],
+        map=Map(
+            input="items.json",
+            agent=[
+                Shell("echo ${item} > ${item}.md && git add ${item}.md && git commit -qm ${item}")
+            ],
+        ),
+    )
+    events: list[dict[str, Any]] = []
+    out = await _run(repo, domain, event_sinks=[events.append])
+
+    assert out["merge"]["status"] == "merged", out["merge"]
+    assert worktree_paths(repo) == [repo]
+    assert treefork_branches(repo) == []
+    artifacts = treefork_home / "jobs" / out["job_id"] / "artifacts" / "docs"
+    assert (artifacts / "items.json").read_text() == '["a", "b"]\n'
+    assert (artifacts / "out" / "report.txt").read_text() == "r\n"
+    (event,) = [event for event in events if event["event"] == "artifacts"]
+    assert event["domain"] == "docs" and event["folder"] == str(artifacts)
+    assert sorted(event["paths"]) == ["items.json", "out/report.txt"]
+    assert "items.json" not in run_git(repo, "ls-files").split()  # outputs are not merged
