@@ -228,7 +228,12 @@ async def test_run_interrupts_for_review_and_approve_merges(
         name = namespace.split(":")[0]
         assert history, namespace
         assert {h["checkpoint"]["checkpoint_ns"] for h in history} == {namespace}
-        assert all(h["values"]["domain"] == name for h in history if h["values"])
+        odd = [
+            (h["values"].get("domain"), sorted(h["values"])[:3], h["next"], name)
+            for h in history
+            if h["next"] != ["__start__"] and h["values"].get("domain") != name
+        ]
+        assert not odd, str(odd)
         steps = [step for h in reversed(history) for step in h["next"] if step != "__start__"]
         assert steps[: len(_PHASES)] == list(_PHASES), steps
         assert steps.count("agent") == 3
