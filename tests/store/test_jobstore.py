@@ -257,3 +257,23 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
         for opener in openers:
             opener.join(timeout=60)
     assert [failure for failure in failures if failure] == []
+
+
+def test_an_interrupted_job_lasts_until_the_last_thing_it_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from treefork.cli.jobs import _duration
+    from treefork.store import jobstore
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(jobstore, "time", SimpleNamespace(time=lambda: clock.now))
+    with JobStore(tmp_path / "treefork.db") as store:
+        store.start_job("j", repo="/r", task="t")
+        clock.now = 1042.5
+        store.record_phase("j", "docs", "setup", {"commit": "abc"})
+        job = store.job("j")
+    assert job is not None and job["finished_at"] is None
+    assert job["last_activity"] == 1042.5
+    assert _duration(job, "interrupted") == 42.5

@@ -630,7 +630,9 @@ SELECT jobs.*,
     COALESCE(counts.skipped, 0) AS skipped,
     COALESCE(counts.running, 0) AS running,
     COALESCE(counts.total, 0) AS total,
-    COALESCE(dead.open, 0) AS dlq
+    COALESCE(dead.open, 0) AS dlq,
+    MAX(jobs.updated_at, COALESCE(counts.last_update, 0), COALESCE(phases.last_update, 0))
+        AS last_activity
 FROM jobs
 LEFT JOIN (
     SELECT job_id,
@@ -638,9 +640,13 @@ LEFT JOIN (
         SUM(status = 'failed') AS failed,
         SUM(status = 'skipped') AS skipped,
         SUM(status = 'running') AS running,
-        COUNT(*) AS total
+        COUNT(*) AS total,
+        MAX(updated_at) AS last_update
     FROM agents GROUP BY job_id
 ) AS counts ON counts.job_id = jobs.job_id
+LEFT JOIN (
+    SELECT job_id, MAX(updated_at) AS last_update FROM domains GROUP BY job_id
+) AS phases ON phases.job_id = jobs.job_id
 LEFT JOIN (
     SELECT job_id, COUNT(*) AS open FROM dlq WHERE resolved_at IS NULL GROUP BY job_id
 ) AS dead ON dead.job_id = jobs.job_id
