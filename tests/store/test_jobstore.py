@@ -262,13 +262,15 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
 def test_an_interrupted_job_lasts_until_the_last_thing_it_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import time
     from types import SimpleNamespace
 
     from treefork.cli.jobs import _duration
     from treefork.store import jobstore
 
     clock = SimpleNamespace(now=1000.0)
-    monkeypatch.setattr(jobstore, "time", SimpleNamespace(time=lambda: clock.now))
+    fake = SimpleNamespace(time=lambda: clock.now, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(jobstore, "time", fake)
     with JobStore(tmp_path / "treefork.db") as store:
         store.start_job("j", repo="/r", task="t")
         clock.now = 1042.5
