@@ -188,7 +188,9 @@ def _setup_update(
     return {"setup_commit": setup_commit, "items": encode_items(items), "variables": variables}
 
 
-async def _listed_items(runtime: JobRuntime, domain: Domain, state: DomainState) -> dict[str, Any]:
+async def _listed_items(
+    runtime: JobRuntime, domain: Domain, state: DomainState
+) -> dict[str, Any]:
     """Setup of a domain without a worktree: no steps, items listed in the definition."""
     recorded = await runtime.recorder.domain(domain.name)
     facts = (recorded or {}).get("setup")

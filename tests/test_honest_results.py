@@ -8,27 +8,12 @@ from typing import Any
 
 import pytest
 from gitutil import commit_file, run_git, treefork_branches, worktree_paths
+from graphutil import agents_by_item, docs_domain, run_docs
 
-from treefork import Domain, Map, Shell, build_graph
+from treefork import Domain, Map, Shell
 from treefork.core.items import WorkItem, item_label
 from treefork.errors import WorkflowError
 from treefork.workflow import load_workflow
-
-
-def _domain(agent: list[Any], items: list[Any], **map_options: Any) -> Domain:
-    return Domain(
-        "docs", keywords=["docs"], map=Map(input=items, agent=agent, max_parallel=2, **map_options)
-    )
-
-
-async def _run(repo: Path, domain: Domain, **options: Any) -> dict[str, Any]:
-    graph = build_graph([domain], auto_approve=True, **options)
-    return dict(await graph.ainvoke({"task": "fix the docs", "repo": str(repo)}))
-
-
-def _agents(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(agent["item"]): agent for agent in out["domain_results"]["docs"]["agents"]}
-
 
 # -- uncommitted work ---------------------------------------------------------------------
 
@@ -37,10 +22,10 @@ async def test_an_agent_that_leaves_files_uncommitted_fails_and_keeps_its_worktr
     repo: Path,
 ) -> None:
     before = run_git(repo, "rev-parse", "main").strip()
-    domain = _domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"], auto_commit=False)
-    out = await _run(repo, domain)
+    domain = docs_domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"], auto_commit=False)
+    out = await run_docs(repo, domain)
 
-    agents = _agents(out)
+    agents = agents_by_item(out)
     for item in ("a", "b"):
         agent = agents[item]
         assert agent["status"] == "failed"
@@ -58,8 +43,8 @@ async def test_an_agent_that_leaves_files_uncommitted_fails_and_keeps_its_worktr
 
 
 async def test_by_default_what_the_agent_left_is_committed_and_merged(repo: Path) -> None:
-    domain = _domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"])
-    out = await _run(repo, domain)
+    domain = docs_domain([Shell("echo ${item} > ${item}.txt")], ["a", "b"])
+    out = await run_docs(repo, domain)
 
     assert out["status"] == "succeeded", out["failures"]
     assert out["merge"]["status"] == "merged"
@@ -73,7 +58,7 @@ async def test_by_default_what_the_agent_left_is_committed_and_merged(repo: Path
 async def test_auto_commit_leaves_ignored_files_out(repo: Path) -> None:
     commit_file(repo, ".gitignore", "*.log\n")
     agent = [Shell("echo ${item} > ${item}.txt; echo noise > ${item}.log")]
-    out = await _run(repo, _domain(agent, ["a"]))
+    out = await run_docs(repo, docs_domain(agent, ["a"]))
     assert out["status"] == "succeeded", out["failures"]
     files = set(run_git(repo, "ls-files").split())
     assert "a.txt" in files and "a.log" not in files
@@ -87,8 +72,8 @@ async def test_an_agent_that_commits_and_leaves_more_fails_with_the_leftovers_na
             "echo ${item} > ${item}.txt; git add ${item}.txt; git commit -qm ${item}; echo x > stray.txt"
         )
     ]
-    out = await _run(repo, _domain(agent, ["a"], auto_commit=False))
-    (result,) = _agents(out).values()
+    out = await run_docs(repo, docs_domain(agent, ["a"], auto_commit=False))
+    (result,) = agents_by_item(out).values()
     assert result["status"] == "failed"
     assert result["uncommitted"] == ["stray.txt"]
     assert len(result["commits"]) == 1
@@ -119,7 +104,7 @@ async def test_merge_commits_name_their_items(repo: Path) -> None:
             commit_required=True,
         )
     ]
-    out = await _run(repo, _domain(agent, items))
+    out = await run_docs(repo, docs_domain(agent, items))
     assert out["status"] == "succeeded", out["failures"]
     subjects = run_git(repo, "log", "--format=%s", "main").splitlines()
     assert "treefork: merge docs/api.md into docs" in subjects
@@ -134,8 +119,8 @@ async def test_a_conflict_names_the_item_and_its_paths(repo: Path) -> None:
             commit_required=True,
         )
     ]
-    out = await _run(repo, _domain(agent, ["first", "second"]))
-    failed = [agent for agent in _agents(out).values() if agent["status"] == "failed"]
+    out = await run_docs(repo, docs_domain(agent, ["first", "second"]))
+    failed = [agent for agent in agents_by_item(out).values() if agent["status"] == "failed"]
     assert len(failed) == 1
     error = failed[0]["error"]
     assert error.startswith(f"{failed[0]['item']}: merging into docs conflicts in: shared.txt")
@@ -177,7 +162,7 @@ async def test_setup_outputs_go_to_the_job_artifacts_and_the_worktree_goes(
         ),
     )
     events: list[dict[str, Any]] = []
-    out = await _run(repo, domain, event_sinks=[events.append])
+    out = await run_docs(repo, domain, event_sinks=[events.append])
 
     assert out["merge"]["status"] == "merged", out["merge"]
     assert worktree_paths(repo) == [repo]

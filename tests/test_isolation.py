@@ -3,36 +3,15 @@ and merges on git without ``merge-tree --write-tree``."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from gitutil import commit_file, make_repo, run_git, snapshot, treefork_branches, worktree_paths
+from graphutil import agents_by_item, docs_domain, run_docs
 
-from treefork import AgentContext, AgentStep, Domain, Map, Shell, build_graph
-
-
-def _domain(agent: list[Any], items: list[str], **options: Any) -> Domain:
-    parallel = options.pop("max_parallel", 2)
-    isolation = options.pop("isolation", "worktree")
-    return Domain(
-        "docs",
-        keywords=["docs"],
-        map=Map(input=items, agent=agent, max_parallel=parallel, isolation=isolation),
-        **options,
-    )
-
-
-async def _run(repo: Path, domain: Domain, **options: Any) -> dict[str, Any]:
-    graph = build_graph([domain], auto_approve=True, **options)
-    return dict(await graph.ainvoke({"task": "fix the docs", "repo": str(repo)}))
-
-
-def _agents(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(agent["item"]): agent for agent in out["domain_results"]["docs"]["agents"]}
-
+from treefork import AgentContext, AgentStep, Shell
 
 # -- pooled worktrees ---------------------------------------------------------------------
 
@@ -65,7 +44,7 @@ async def test_reused_worktrees_carry_nothing_from_earlier_agents_but_kept_folde
 
     step = AgentStep(agent)
     commit = Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")
-    out = await _run(repo, _domain([step, commit], ["a", "b", "c"], max_parallel=1))
+    out = await run_docs(repo, docs_domain([step, commit], ["a", "b", "c"], max_parallel=1))
 
     assert out["status"] == "succeeded"
     assert len({entry["worktree"] for entry in seen}) == 1  # one worktree, reused
@@ -88,12 +67,9 @@ async def test_an_agent_that_leaves_uncommitted_work_keeps_its_worktree(repo: Pa
             "&& echo draft > 'unsaved-${item}.txt'"
         )
     ]
-    domain = _domain(agent, ["a", "b"], max_parallel=1)
-    assert domain.map is not None
-    domain = dataclasses.replace(domain, map=dataclasses.replace(domain.map, auto_commit=False))
-    out = await _run(repo, domain)
+    out = await run_docs(repo, docs_domain(agent, ["a", "b"], max_parallel=1, auto_commit=False))
 
-    assert {agent["status"] for agent in _agents(out).values()} == {"failed"}
+    assert {agent["status"] for agent in agents_by_item(out).values()} == {"failed"}
     kept = [path for path in worktree_paths(repo) if path != repo]
     assert (
         sorted((path / f"unsaved-{name}.txt").exists() for path in kept for name in "ab").count(
@@ -102,7 +78,7 @@ async def test_an_agent_that_leaves_uncommitted_work_keeps_its_worktree(repo: Pa
         == 2
     )
     assert len(kept) == 2  # never reused: each one still holds a draft
-    assert sorted(agent["worktree"] for agent in _agents(out).values()) == sorted(map(str, kept))
+    assert sorted(agent["worktree"] for agent in agents_by_item(out).values()) == sorted(map(str, kept))
 
 
 # -- worktree set-up ------------------------------------------------------------------------
@@ -111,7 +87,7 @@ async def test_an_agent_that_leaves_uncommitted_work_keeps_its_worktree(repo: Pa
 async def test_on_worktree_create_runs_once_per_new_worktree(repo: Path, tmp_path: Path) -> None:
     commit_file(repo, ".gitignore", "node_modules/\n")
     log = tmp_path / "created.log"
-    domain = _domain(
+    domain = docs_domain(
         [
             Shell(
                 "test -f node_modules/.ready && echo '${item}' > 'docs/${item}.md' "
@@ -123,7 +99,7 @@ async def test_on_worktree_create_runs_once_per_new_worktree(repo: Path, tmp_pat
         on_worktree_create='mkdir -p node_modules && touch node_modules/.ready && echo "$PWD" >> "$LOG"',
         env={"LOG": str(log)},
     )
-    out = await _run(repo, domain)
+    out = await run_docs(repo, domain)
 
     assert out["status"] == "succeeded"
     created = log.read_text().splitlines()
@@ -133,14 +109,14 @@ async def test_on_worktree_create_runs_once_per_new_worktree(repo: Path, tmp_pat
 
 async def test_a_failing_on_worktree_create_fails_the_agent_with_its_output(repo: Path) -> None:
     state = snapshot(repo)
-    domain = _domain(
+    domain = docs_domain(
         [Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")],
         ["a", "b"],
         on_worktree_create="echo installing; echo 'npm ERR! missing package.json' >&2; exit 3",
     )
-    out = await _run(repo, domain)
+    out = await run_docs(repo, domain)
 
-    agents = _agents(out)
+    agents = agents_by_item(out)
     assert {agent["status"] for agent in agents.values()} == {"failed"}
     for agent in agents.values():
         assert "on_worktree_create failed" in agent["error"]
@@ -153,13 +129,13 @@ async def test_a_failing_on_worktree_create_fails_the_agent_with_its_output(repo
 async def test_worktree_include_copies_the_env_file_into_agent_worktrees(repo: Path) -> None:
     commit_file(repo, ".gitignore", ".env\n")
     (repo / ".env").write_text("API_URL=http://localhost:8080\n")
-    domain = _domain(
+    domain = docs_domain(
         [Shell("cp .env 'docs/${item}.env.txt' && git add docs && git commit -qm '${item}'")],
         ["a", "b", "c"],
         max_parallel=1,
         worktree_include=[".env"],
     )
-    out = await _run(repo, domain)
+    out = await run_docs(repo, domain)
 
     assert out["status"] == "succeeded"
     for name in "abc":
@@ -182,26 +158,26 @@ async def test_read_only_agents_run_in_the_domain_worktree_without_branches(repo
         assert not context.allow_commits
         return (context.worktree / "docs" / "index.md").read_text().splitlines()[0]
 
-    out = await _run(repo, _domain([AgentStep(agent)], ["a", "b", "c"], isolation="none"))
+    out = await run_docs(repo, docs_domain([AgentStep(agent)], ["a", "b", "c"], isolation="none"))
 
     assert out["status"] == "succeeded"
     assert len(set(worktrees)) == 1
     assert worktrees[0].name == "docs" and worktrees[0].parent.name == "domains"
     assert all(not any("/agents/" in branch for branch in listed) for listed in branches)
-    assert {agent["output_tail"] for agent in _agents(out).values()} == {"line 1"}
+    assert {agent["output_tail"] for agent in agents_by_item(out).values()} == {"line 1"}
 
 
 async def test_a_read_only_agent_that_commits_fails_clearly_and_its_commit_is_dropped(
     repo: Path,
 ) -> None:
-    domain = _domain(
+    domain = docs_domain(
         [Shell("echo sneaky > docs/sneaky.md && git add docs && git commit -qm sneaky")],
         ["a"],
         isolation="none",
     )
-    out = await _run(repo, domain)
+    out = await run_docs(repo, domain)
 
-    agent = _agents(out)["a"]
+    agent = agents_by_item(out)["a"]
     assert agent["status"] == "failed"
     assert "read-only agents (isolation none) may not commit" in agent["error"]
     assert "docs/sneaky.md" not in run_git(repo, "ls-tree", "-r", "--name-only", "HEAD")
@@ -221,12 +197,12 @@ async def test_a_read_only_agent_that_commits_fails_alone_and_its_neighbours_go_
         "&& git commit -qm sneaky;; "
         "*) sleep 1.5; head -1 docs/index.md;; esac"
     )
-    domain = _domain([Shell(script)], ["a", "b"], isolation="none")
+    domain = docs_domain([Shell(script)], ["a", "b"], isolation="none")
     before = snapshot(repo)
 
-    out = await _run(repo, domain, home=treefork_home)
+    out = await run_docs(repo, domain, home=treefork_home)
 
-    agents = _agents(out)
+    agents = agents_by_item(out)
     assert agents["a"]["status"] == "failed"
     assert "read-only agents (isolation none) may not commit" in agents["a"]["error"]
     assert agents["b"]["status"] == "succeeded", agents["b"]["error"]
@@ -252,7 +228,7 @@ async def _merge_run(repo: Path) -> dict[str, Any]:
             f"*) echo '${{item}}' > 'docs/${{item}}.md';; esac && {commit}"
         ),
     ]
-    return await _run(repo, _domain(agents, ["a", "b", "c", "d"], max_parallel=1))
+    return await run_docs(repo, docs_domain(agents, ["a", "b", "c", "d"], max_parallel=1))
 
 
 async def test_porcelain_fallback_gives_the_same_results_as_object_store_merges(
@@ -273,7 +249,7 @@ async def test_porcelain_fallback_gives_the_same_results_as_object_store_merges(
 
     assert snapshot(old).head != state.head  # merged at the end, as approved
     for out, repo in ((object_store, modern), (porcelain_out, old)):
-        agents = _agents(out)
+        agents = agents_by_item(out)
         assert [agents[name]["status"] for name in "abcd"] == [
             "succeeded",
             "failed",
@@ -312,8 +288,8 @@ async def test_the_next_agents_worktree_is_made_ready_while_agents_run(repo: Pat
                     break
                 await anyio.sleep(0.05)
 
-    domain = _domain([AgentStep(agent)], [f"item{index}" for index in range(8)], max_parallel=4)
-    out = await _run(repo, domain)
+    domain = docs_domain([AgentStep(agent)], [f"item{index}" for index in range(8)], max_parallel=4)
+    out = await run_docs(repo, domain)
 
     assert out["status"] == "succeeded", out["failures"]
     assert saw_fifth_ready == [True] * 4
@@ -329,14 +305,12 @@ async def test_a_domain_gets_a_worktree_only_when_something_uses_it(repo: Path, 
         if event["event"] == "worktree" and event.get("action") == "created":
             created.append(event)
 
-    agent = [
-        Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")
-    ]
+    agent = [Shell("echo '${item}' > 'docs/${item}.md' && git add docs && git commit -qm '${item}'")]
     reduce = [Shell("test -f docs/a.md && test -f docs/b.md")] if kind == "with reduce" else []
-    domain = _domain(agent, ["a", "b"], reduce=reduce)
+    domain = docs_domain(agent, ["a", "b"], reduce=reduce)
     keep = kind == "kept worktrees"
 
-    out = await _run(repo, domain, keep_worktrees=keep, event_sinks=[sink])
+    out = await run_docs(repo, domain, keep_worktrees=keep, event_sinks=[sink])
 
     assert out["status"] == "succeeded", out["failures"]
     assert (repo / "docs" / "b.md").read_text() == "b\n"

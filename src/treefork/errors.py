@@ -55,7 +55,14 @@ __all__ = (
     "WorkItemError",
     "WorkflowError",
     "WorktreeError",
+    "name_some",
 )
+
+
+def name_some(names: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c and 2 more``: the first ``limit`` names of a list, for a message."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
 class TreeforkError(Exception):

@@ -148,11 +148,13 @@ def build_graph(
 def _assemble(
     settings: GraphSettings, checkpointer: Checkpointer
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
-    builder: StateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput] = StateGraph(
-        ParallelState,
-        context_schema=TreeforkContext,
-        input_schema=ParallelInput,
-        output_schema=ParallelOutput,
+    builder: StateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput] = (
+        StateGraph(
+            ParallelState,
+            context_schema=TreeforkContext,
+            input_schema=ParallelInput,
+            output_schema=ParallelOutput,
+        )
     )
     # Sync invoke fails at once, saying to use the async API (every node is async).
     builder.add_node(

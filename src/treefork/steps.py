@@ -132,6 +132,7 @@ class Shell(StepOptions):
 
     command: str
 
+
     def _default_label(self) -> str:
         first = self.command.strip().splitlines()[0] if self.command.strip() else ""
         return first if len(first) <= 60 else first[:57] + "..."
@@ -197,12 +198,11 @@ class AgentStep(StepOptions):
     _: KW_ONLY
     prompt: str | None = None
 
+
     def _default_label(self) -> str:
-        return (
-            getattr(self.agent, "__name__", None)
-            or getattr(self.agent, "name", None)
-            or type(self.agent).__name__
-        )
+        return getattr(self.agent, "__name__", None) or getattr(
+            self.agent, "name", None
+        ) or type(self.agent).__name__
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,7 @@ class Claude(StepOptions):
     """
 
     prompt: str
+
 
     def _default_label(self) -> str:
         first = self.prompt.strip().splitlines()[0] if self.prompt.strip() else ""
@@ -228,6 +229,7 @@ class WriteFile(StepOptions):
     content: str
     _: KW_ONLY
     mode: int = 0o644
+
 
     def _default_label(self) -> str:
         return f"write_file: {self.path}"

@@ -21,25 +21,16 @@ def _failing_flow(tmp_path: Path, name: str, fail: str) -> Path:
     commit stays on its branch, its worktree (holding the stray file) is kept."""
     agent = (
         "echo ${item} > " + name + "-${item}.txt; git add " + name + "-${item}.txt; "
-        'git commit -qm "' + name + ' ${item}"; '
-        'if [ "${item}" = ' + fail + " ]; then echo x > stray.txt; false; fi"
+        "git commit -qm \"" + name + " ${item}\"; "
+        "if [ \"${item}\" = " + fail + " ]; then echo x > stray.txt; false; fi"
     )
     return mapreduce_workflow(
-        tmp_path / f"{name}.yml",
-        tmp_path / f"{name}.log",
-        ["a", "b"],
-        agent=agent,
-        sleep=0,
-        prefix=name,
+        tmp_path / f"{name}.yml", tmp_path / f"{name}.log", ["a", "b"], agent=agent, sleep=0, prefix=name
     )
 
 
 def _disk(home: Path, repo: Path) -> tuple[list[Path], list[str], list[str]]:
-    files = (
-        sorted(str(p) for p in (home / "worktrees").rglob("*"))
-        if (home / "worktrees").exists()
-        else []
-    )
+    files = sorted(str(p) for p in (home / "worktrees").rglob("*")) if (home / "worktrees").exists() else []
     return worktree_paths(repo), treefork_branches(repo), files
 
 
@@ -51,27 +42,9 @@ def test_gc_removes_merged_work_and_orphans_and_refuses_unmerged_work(tmp_path: 
     home = tmp_path / "home"
     # items.json is not ignored here: a setup output, it goes to the job's artifacts.
     repo = make_repo(tmp_path / "repo", {"README.md": "# r\n"})
-    merged_job = treefork(
-        home,
-        "run",
-        _failing_flow(tmp_path, "m", fail="b"),
-        "--repo",
-        repo,
-        "--yes",
-        "--job-id",
-        "m",
-    )
+    merged_job = treefork(home, "run", _failing_flow(tmp_path, "m", fail="b"), "--repo", repo, "--yes", "--job-id", "m")
     assert merged_job.returncode == 1, merged_job.stderr  # partial: b failed, a merged
-    open_job = treefork(
-        home,
-        "run",
-        _failing_flow(tmp_path, "o", fail="none"),
-        "--repo",
-        repo,
-        "--no-merge",
-        "--job-id",
-        "o",
-    )
+    open_job = treefork(home, "run", _failing_flow(tmp_path, "o", fail="none"), "--repo", repo, "--no-merge", "--job-id", "o")
     assert open_job.returncode == 0, open_job.stderr
 
     failed_branch = "treefork/m/agents/m-flow/0001-1"
@@ -154,29 +127,20 @@ def test_gc_after_a_crash_keeps_the_job_resumable(tmp_path: Path) -> None:
     # An agent killed mid-write leaves uncommitted changes: its worktree (and so its branch)
     # stays; every other worktree of the crashed job is gone.
     dirty = {
-        d["target"]
-        for d in decisions
+        d["target"] for d in decisions
         if d["what"] == "worktree" and d["action"] == "keep" and "uncommitted" in d["reason"]
     }
     for decision in branches.values():
         kept = decision["action"] == "keep" and (
             "resumed" in decision["reason"] or "worktree that stays" in decision["reason"]
         )
-        merged = (
-            decision["action"] == "delete_branch"
-            and "merged into one of your branches" in decision["reason"]
-        )
+        merged = decision["action"] == "delete_branch" and "merged into one of your branches" in decision["reason"]
         assert kept or merged, decision
     assert {str(p) for p in worktree_paths(repo)} == {str(repo), *dirty}
 
     resumed = treefork(home, "resume", "crashed", "--yes")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert sorted(p.name for p in repo.glob("out-*.txt")) == [
-        "out-a.txt",
-        "out-b.txt",
-        "out-c.txt",
-        "out-d.txt",
-    ]
+    assert sorted(p.name for p in repo.glob("out-*.txt")) == ["out-a.txt", "out-b.txt", "out-c.txt", "out-d.txt"]
     assert treefork(home, "worktree", "gc").returncode == 0
     assert treefork_branches(repo) == [] and worktree_paths(repo) == [repo]
 
@@ -185,16 +149,7 @@ def test_gc_rejects_a_bad_duration_and_spares_recent_jobs(tmp_path: Path) -> Non
     home = tmp_path / "home"
     repo = make_repo(tmp_path / "repo", {"README.md": "# r\n", ".gitignore": "items.json\n"})
     assert treefork(home, "worktree", "gc", "--older-than", "soon").returncode == 2
-    ran = treefork(
-        home,
-        "run",
-        _failing_flow(tmp_path, "m", fail="b"),
-        "--repo",
-        repo,
-        "--yes",
-        "--job-id",
-        "m",
-    )
+    ran = treefork(home, "run", _failing_flow(tmp_path, "m", fail="b"), "--repo", repo, "--yes", "--job-id", "m")
     assert ran.returncode == 1
     before = _disk(home, repo)[:2]
     assert before[1] == ["treefork/m/agents/m-flow/0001-1"]
@@ -203,3 +158,18 @@ def test_gc_rejects_a_bad_duration_and_spares_recent_jobs(tmp_path: Path) -> Non
     assert _disk(home, repo)[:2] == before
     assert treefork(home, "worktree", "gc", "--older-than", "0s", "--force").returncode == 0
     assert treefork_branches(repo) == []
+
+
+def test_gc_counts_what_it_removed_and_kept_in_words() -> None:
+    from treefork.cli.worktree import _gc_totals
+    from treefork.core.hygiene import GcAction
+
+    actions = [
+        GcAction("delete_branch", "b1", "j", "merged", "branch"),
+        GcAction("delete_branch", "b2", "j", "merged", "branch"),
+        GcAction("remove_worktree", "/w", "j", "merged"),
+        GcAction("keep", "/k", "j", "uncommitted changes in x (--force removes it)"),
+    ]
+    assert _gc_totals(actions, dry_run=False) == "removed 2 branches, 1 worktree; kept 1 worktree"
+    assert _gc_totals(actions[:1], dry_run=True) == "would remove 1 branch"
+    assert _gc_totals([], dry_run=False) == "nothing to collect"

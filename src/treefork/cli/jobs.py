@@ -45,8 +45,7 @@ def display_status(job: dict[str, Any]) -> str:
 def _duration(job: dict[str, Any], status: str) -> float:
     """Seconds from the start to the end; a job that never ended (interrupted) counts up
     to the last thing it recorded (a job, domain or agent row)."""
-    last = job.get("last_activity") or job["updated_at"]
-    end = job["finished_at"] or (time.time() if status == "running" else last)
+    end = job["finished_at"] or (time.time() if status == "running" else job["last_activity"])
     return max(0.0, float(end) - float(job["created_at"]))
 
 

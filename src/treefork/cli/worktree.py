@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 
 import typer
@@ -139,22 +140,20 @@ def gc(
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
 
 
+_PLURAL = {"worktree": "worktrees", "folder": "folders", "branch": "branches"}
+
+
 def _gc_totals(actions: Sequence[GcAction], *, dry_run: bool) -> str:
     """``removed 2 worktrees, 3 branches; kept 1 worktree`` (or that nothing was found)."""
     if not actions:
         return "nothing to collect"
+    removed: Counter[str] = Counter(action.what for action in actions if action.kind != "keep")
+    kept: Counter[str] = Counter(action.what for action in actions if action.kind == "keep")
 
-    def count(kinds: tuple[str, ...], noun: str) -> str | None:
-        n = sum(1 for action in actions if action.kind in kinds and action.what == noun)
-        return f"{n} {noun}{'s' if n != 1 else ''}" if n else None
+    def counts(counter: Counter[str]) -> str:
+        return ", ".join(
+            f"{n} {what if n == 1 else _PLURAL[what]}" for what, n in sorted(counter.items())
+        )
 
-    nouns = ("worktree", "folder", "branch")
-    done = [
-        count(("remove_worktree", "remove_folder", "delete_branch", "prune"), noun)
-        for noun in nouns
-    ]
-    kept = [count(("keep",), noun) for noun in nouns]
-    removed = ", ".join(part for part in done if part) or "nothing"
     verb = "would remove" if dry_run else "removed"
-    kept_text = ", ".join(part for part in kept if part)
-    return f"{verb} {removed}" + (f"; kept {kept_text}" if kept_text else "")
+    return f"{verb} {counts(removed) or 'nothing'}" + (f"; kept {counts(kept)}" if kept else "")

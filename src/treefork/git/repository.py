@@ -12,7 +12,7 @@ import anyio
 import git as gitpython
 from git.refs.symbolic import SymbolicReference
 
-from treefork.errors import RepositoryError
+from treefork.errors import RepositoryError, name_some
 from treefork.git.command import git, git_ok
 
 __all__ = (
@@ -148,10 +148,9 @@ async def check_checkout_ready(info: RepositoryInfo) -> None:
         {entry.split("\t", 1)[1] for entry in unmerged.stdout.split("\0") if "\t" in entry}
     )
     if paths:
-        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         raise RepositoryError(
             info.root,
-            f"unresolved conflicts in the checkout ({shown}): resolve and commit them "
+            f"unresolved conflicts in the checkout ({name_some(paths)}): resolve and commit them "
             "before starting a job",
         )
 

@@ -424,7 +424,9 @@ def _line_of_commits(
         commits = objects.line_of_commits(head, base)
         if commits is None:
             return None
-        return commits, objects.changed_paths(objects.commit(base).tree, objects.commit(head).tree)
+        return commits, objects.changed_paths(
+            objects.commit(base).tree, objects.commit(head).tree
+        )
     except ObjectMissingError:
         return None
 

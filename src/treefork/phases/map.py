@@ -26,7 +26,13 @@ from langgraph.errors import GraphBubbleUp
 from treefork.core.items import WorkItem, item_label
 from treefork.core.policy import ItemCounts, stop_reason
 from treefork.domain import Domain, Map
-from treefork.errors import GitError, MergeConflictError, TreeforkError, WorktreeError
+from treefork.errors import (
+    GitError,
+    MergeConflictError,
+    TreeforkError,
+    WorktreeError,
+    name_some,
+)
 from treefork.git.merge import BranchMerger
 from treefork.git.objects import ObjectDatabase
 from treefork.git.pool import AgentPool, OnCreate
@@ -625,9 +631,9 @@ async def _finish_attempt(
 
 
 def _uncommitted_error(paths: Sequence[str], worktree: Path) -> str:
-    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
     return (
-        f"left {len(paths)} uncommitted path{'s' if len(paths) != 1 else ''} ({shown}); "
+        f"left {len(paths)} uncommitted path{'s' if len(paths) != 1 else ''} "
+        f"({name_some(paths)}); "
         f"kept in {worktree}. Commit them in a step (commit_required: true checks it), "
         "or drop auto_commit: false from the map to have them committed"
     )

@@ -150,11 +150,7 @@ async def plan_item_now(
     recorded = row["result"] if row and row["result"] else None
     if plan.action != "run" or row is not None:
         runtime.emitter.emit(
-            "resume",
-            domain=domain.name,
-            phase="map",
-            item=work.item_id,
-            action=plan.action,
+            "resume", domain=domain.name, phase="map", item=work.item_id, action=plan.action,
             reason=plan.reason,
         )
     return PlannedItem(work, plan, recorded, row["head"] if row else None)

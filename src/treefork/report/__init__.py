@@ -44,7 +44,8 @@ def graph_shape() -> GraphShape:
     # them as columns, so the top-level chain leaves them out.
     top_nodes = topological_order(
         [node for node in top.nodes if node != "domain"],
-        [(edge.source, edge.target) for edge in top.edges] + [("dispatcher", "aggregator")],
+        [(edge.source, edge.target) for edge in top.edges]
+        + [("dispatcher", "aggregator")],
     )
     domain = graph.get_graph(xray=True)
     prefix = "domain:"

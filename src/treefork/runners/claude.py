@@ -157,13 +157,9 @@ async def run_claude(
         raise make_error(context, step, str(error)) from error
     environment = command_environment(env, {}, read_only=not context.allow_commits)
     argv, stdin = claude_argv(_template(context, environment), prompt)
-    found = (
-        bool(argv)
-        and await anyio.to_thread.run_sync(
-            functools.partial(shutil.which, argv[0], path=environment.get("PATH"))
-        )
-        is not None
-    )
+    found = bool(argv) and await anyio.to_thread.run_sync(
+        functools.partial(shutil.which, argv[0], path=environment.get("PATH"))
+    ) is not None
     if not found:
         program = argv[0] if argv else "(empty command)"
         reason = f"claude command not found: {program} (set TREEFORK_CLAUDE_COMMAND)"
