@@ -25,21 +25,28 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+_TOO_DEEP = "hundreds of levels of lists or objects; work items are flat records"
+
+
 def parse_items_text(text: str, *, source: str) -> Any:
     """The document in ``text``: JSON when it is a JSON list or object, else its lines.
 
     Args:
         text: Output of an input command (or contents of a file).
-        source: Names the input (the command); text always parses, so it is only
-            recorded for symmetry with :func:`load_items_file`.
+        source: Names the input (the command) in the one error there can be.
 
     Returns:
         The parsed JSON list or object, or the list of non-empty lines.
+
+    Raises:
+        WorkItemError: The text is JSON nested too deeply for Python's parser.
     """
     try:
         document = json.loads(text)
     except ValueError:
         return _lines(text)
+    except RecursionError:
+        raise WorkItemError(source, f"JSON nests too deeply ({_TOO_DEEP})") from None
     if isinstance(document, list | dict):
         return document
     return _lines(text)
@@ -83,3 +90,5 @@ def load_items_file(path: Path, *, source: str) -> Any:
         raise WorkItemError(
             source, f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
         ) from error
+    except RecursionError:
+        raise WorkItemError(source, f"{path}: JSON nests too deeply ({_TOO_DEEP})") from None

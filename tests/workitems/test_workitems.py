@@ -63,3 +63,15 @@ def test_file_that_is_not_json_by_name_is_read_like_command_output(tmp_path: Pat
     path = tmp_path / "files.txt"
     path.write_text("a.rs\nb.rs\n", encoding="utf-8")
     assert load_items_file(path, source="files.txt") == ["a.rs", "b.rs"]
+
+
+def test_json_nested_thousands_deep_is_a_clear_error_not_a_recursion_error(
+    tmp_path: Path,
+) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(WorkItemError, match="JSON nests too deeply"):
+        parse_items_text(deep, source="cmd")
+    path = tmp_path / "items.json"
+    path.write_text(deep, encoding="utf-8")
+    with pytest.raises(WorkItemError, match=f"{path}: JSON nests too deeply"):
+        load_items_file(path, source="items.json")

@@ -27,6 +27,7 @@ from typing import Any, TypeAlias
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from treefork.errors import Problem, WorkflowError
 
@@ -36,6 +37,12 @@ DataPath: TypeAlias = tuple[str | int, ...]
 """Where a value sits in the document: keys and list indexes from the root."""
 
 _MAX_REPAIRS = 20
+
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest. Prodigy's deepest workflows nest about ten."""
+
+MAX_ALIAS_EXPANSION = 100_000
+"""How many values YAML aliases may add when they are written out (an alias bomb adds 10⁸)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +326,61 @@ def _merge_shifts(
         into[line] = (*into.get(line, ()), *entries)
 
 
-def _load(text: str) -> Any:
+def _check_shape(text: str, name: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and alias bombs, before composing.
+
+    Reads the parser's event stream, which is cheap and stops at the first offending event,
+    so a 5,000-deep list or 10⁸ values reached through nested anchors costs milliseconds.
+    A syntax error ends the check quietly: loading the text reports it with its position.
+    """
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, values so far) per open node
+    added = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                open_nodes.append((event.anchor, 1))
+                if len(open_nodes) > MAX_DEPTH:
+                    raise _shape_error(
+                        name,
+                        event,
+                        f"YAML lists and mappings nest more than {MAX_DEPTH} levels deep here",
+                    )
+                continue
+            if isinstance(event, CollectionEndEvent):
+                anchor, size = open_nodes.pop()
+            elif isinstance(event, AliasEvent):
+                anchor, size = None, sizes.get(str(event.anchor), 1)
+                added += size
+                if added > MAX_ALIAS_EXPANSION:
+                    raise _shape_error(
+                        name,
+                        event,
+                        f"YAML aliases expand the document past {MAX_ALIAS_EXPANSION:,} values "
+                        f"(*{event.anchor} here stands for {size:,}); write the values out or "
+                        "use fewer nested aliases",
+                    )
+            elif isinstance(event, NodeEvent):
+                anchor, size = event.anchor, 1
+            else:
+                continue
+            if anchor is not None:
+                sizes[str(anchor)] = size
+            if open_nodes:
+                parent_anchor, parent_size = open_nodes[-1]
+                open_nodes[-1] = (parent_anchor, parent_size + size)
+    except YAMLError:
+        return
+
+
+def _shape_error(name: str, event: Any, message: str) -> WorkflowError:
+    mark = event.start_mark
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}"
+    return WorkflowError(name, [Problem(where, f"refused: {message}")])
+
+
+def _load(text: str, name: str) -> Any:
+    _check_shape(text, name)
     yaml = YAML(typ="rt")
     return yaml.load(text)
 
@@ -354,7 +415,7 @@ def _parse_leniently(text: str, name: str) -> tuple[Any, str, dict[int, Any], li
     notes: list[str] = []
     for _ in range(_MAX_REPAIRS):
         try:
-            return _load(text), text, shifts, notes
+            return _load(text, name), text, shifts, notes
         except MarkedYAMLError as error:
             repair = _try_repair(text, error)
             if repair is None or repair.text == text:
