@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 from gitutil import make_repo, run_git
+from procutil import is_running
 
 from treefork.environment import READ_ONLY_REFUSAL, scrubbed_environment
 from treefork.runners.process import run_process
@@ -202,3 +203,95 @@ async def test_a_read_only_commands_git_refuses_to_move_head_or_a_branch(
         env=scrubbed_environment(),
     )
     assert writer.exit_code == 0, writer.stderr
+
+
+# Every way a step's child can leave its process group. Each writes its pid to ``pid``.
+ESCAPES = {
+    "setsid": "setsid sleep 300 & echo $! > pid",
+    "setsid --fork": "setsid -f sh -c 'echo $$ > pid; exec sleep 300'",
+    "double fork": "( ( sh -c 'echo $$ > pid; exec sleep 300' & ) & )",
+    "nohup and disown": "nohup sh -c 'echo $$ > pid; exec sleep 300' >/dev/null 2>&1 & disown",
+    "daemon": (
+        "python3 -c 'import os, time\n"
+        "if os.fork(): raise SystemExit\n"
+        "os.setsid()\n"
+        "if os.fork(): raise SystemExit\n"
+        'open("pid", "w").write(str(os.getpid())); time.sleep(300)\''
+    ),
+}
+
+
+async def _escaped_pid(path: Path) -> int:
+    file = anyio.Path(path)
+    for _ in range(500):
+        if await file.exists() and (text := (await file.read_text()).strip()):
+            return int(text)
+        await anyio.sleep(0.01)
+    raise AssertionError(f"{path} was never written")
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+async def test_a_child_that_leaves_the_group_is_killed_when_the_step_ends(
+    tmp_path: Path, escape: str
+) -> None:
+    script = f"{ESCAPES[escape]}; while [ ! -s pid ]; do sleep 0.01; done"
+    with anyio.fail_after(20):
+        result = await run_process(
+            ["bash", "-c", script], cwd=tmp_path, env=scrubbed_environment(), kill_grace=0.5
+        )
+    assert result.exit_code == 0, result.stderr
+    pid = await _escaped_pid(tmp_path / "pid")
+    assert not is_running(pid), f"{escape}: {pid} outlived its step"
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+async def test_a_child_that_leaves_the_group_is_killed_at_the_timeout(
+    tmp_path: Path, escape: str
+) -> None:
+    script = f"{ESCAPES[escape]}; sleep 300"
+    with anyio.fail_after(20):
+        result = await run_process(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=scrubbed_environment(),
+            timeout=1.0,
+            kill_grace=0.5,
+        )
+    assert result.timed_out
+    pid = await _escaped_pid(tmp_path / "pid")
+    assert not is_running(pid), f"{escape}: {pid} outlived the timeout"
+
+
+async def test_an_escaped_child_that_ignores_sigterm_is_killed_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    script = "setsid sh -c 'trap \"\" TERM; echo $$ > pid; sleep 300; :' & sleep 300"
+    with anyio.fail_after(20):
+        result = await run_process(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=scrubbed_environment(),
+            timeout=1.0,
+            kill_grace=0.3,
+        )
+    assert result.timed_out
+    assert not is_running(await _escaped_pid(tmp_path / "pid"))
+
+
+async def test_processes_of_another_command_are_left_alone(tmp_path: Path) -> None:
+    # Two commands at once: ending one never touches what the other started.
+    other = tmp_path / "other"
+    other.mkdir()
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: run_process(
+                ["bash", "-c", "setsid sleep 300 & echo $! > pid; sleep 3"],
+                cwd=other,
+                env=scrubbed_environment(),
+                kill_grace=0.5,
+            )
+        )
+        pid = await _escaped_pid(other / "pid")
+        await run_process(["true"], cwd=tmp_path, env=scrubbed_environment())
+        assert is_running(pid)
+    assert not is_running(pid)

@@ -8,6 +8,11 @@
   ``kill_grace`` seconds; the command is reaped. Cancellation still propagates.
 - When the command exits by itself, whatever it left running in its group is stopped the
   same way: a step's background processes do not outlive the step.
+- Processes that leave the group (``setsid``, a daemon's double fork) are still found: the
+  command's environment carries a tag of its own (``TREEFORK_PROCESS_TAG``), inherited by
+  everything it starts, and ``/proc/*/environ`` is scanned for it. They get the same
+  SIGTERM, grace and SIGKILL. The limit: a process that replaces its whole environment
+  (``env -i``, ``execve`` with a fresh one) sheds the tag, and only its group finds it.
 - Variables that redirect git (``GIT_DIR``, ...) are dropped from the environment even when
   the caller passes them.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -32,11 +38,13 @@ from anyio.abc import Process
 
 from treefork.environment import REDIRECTING_GIT_VARIABLES
 
-__all__ = ("ProcessResult", "run_process")
+__all__ = ("PROCESS_TAG", "ProcessResult", "run_process")
 
 logger = logging.getLogger("treefork")
 
 _POLL_INTERVAL = 0.05
+PROCESS_TAG = "TREEFORK_PROCESS_TAG"
+"""The environment variable whose value marks every process one command started."""
 _LOGGED_COMMAND_LENGTH = 200
 
 
@@ -92,9 +100,54 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-async def _group_alive_off_loop(pgid: int) -> bool:
+def _environment_of(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return environ.read()
+    except OSError:
+        return b""  # ended while we looked, or not ours to read
+
+
+def _tagged(entry: bytes) -> list[int]:
+    """Processes whose environment holds ``entry`` (``NAME=value``); zombies have none."""
+    if not os.path.isdir("/proc"):
+        return []
+    own = os.getpid()
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != own:
+            environment = _environment_of(pid)
+            if environment.startswith(entry + b"\0") or b"\0" + entry + b"\0" in environment:
+                found.append(int(pid))
+    return found
+
+
+def _signal_tagged(entry: bytes, signum: signal.Signals) -> None:
+    """Signal the processes tagged with ``entry``, checking the tag through a pidfd so that
+    a pid reused meanwhile is never signalled."""
+    for pid in _tagged(entry):
+        try:
+            handle = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            environment = _environment_of(str(pid))
+            if b"\0" + entry + b"\0" in b"\0" + environment:
+                signal.pidfd_send_signal(handle, signum)
+        except OSError:
+            pass
+        finally:
+            os.close(handle)
+
+
+def _leftovers(pgid: int, entry: bytes) -> bool:
+    """Whether the group, or any process carrying the command's tag, still runs."""
+    return _group_alive(pgid) or bool(_tagged(entry))
+
+
+async def _leftovers_off_loop(pgid: int, entry: bytes) -> bool:
     # Reading /proc is blocking file I/O: done in a worker thread.
-    return await anyio.to_thread.run_sync(_group_alive, pgid)
+    return await anyio.to_thread.run_sync(_leftovers, pgid, entry)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
@@ -102,17 +155,26 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-async def _stop_group(process: Process, pgid: int, kill_grace: float) -> None:
-    """SIGTERM the group, SIGKILL it after ``kill_grace``, and reap the command."""
-    if process.returncode is None or await _group_alive_off_loop(pgid):
-        _signal_group(pgid, signal.SIGTERM)
+def _signal_all(pgid: int, entry: bytes, signum: signal.Signals) -> None:
+    _signal_group(pgid, signum)
+    _signal_tagged(entry, signum)
+
+
+async def _stop_group(process: Process, pgid: int, entry: bytes, kill_grace: float) -> None:
+    """SIGTERM the group and the tagged processes, SIGKILL them after ``kill_grace``, and
+    reap the command."""
+    if process.returncode is None or await _leftovers_off_loop(pgid, entry):
+        await anyio.to_thread.run_sync(_signal_all, pgid, entry, signal.SIGTERM)
         with anyio.move_on_after(kill_grace):
             await process.wait()
             # Nothing signals that the last process left a group: polling is the only way.
-            while await _group_alive_off_loop(pgid):  # noqa: ASYNC110
+            while await _leftovers_off_loop(pgid, entry):  # noqa: ASYNC110
                 await anyio.sleep(_POLL_INTERVAL)
-        if process.returncode is None or await _group_alive_off_loop(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+        if process.returncode is None or await _leftovers_off_loop(pgid, entry):
+            await anyio.to_thread.run_sync(_signal_all, pgid, entry, signal.SIGKILL)
+            with anyio.move_on_after(kill_grace):
+                while await _leftovers_off_loop(pgid, entry):  # noqa: ASYNC110
+                    await anyio.sleep(_POLL_INTERVAL)
     await process.aclose()
 
 
@@ -213,6 +275,8 @@ async def run_process(
     environment = {
         name: value for name, value in env.items() if name not in REDIRECTING_GIT_VARIABLES
     }
+    environment[PROCESS_TAG] = secrets.token_hex(8)
+    entry = f"{PROCESS_TAG}={environment[PROCESS_TAG]}".encode()
     logger.info("Executing in worktree: %s: %s", cwd, _short(args))
     started = anyio.current_time()
     async with _process_files(stdin) as (stdout, stderr, input_file):
@@ -232,7 +296,7 @@ async def run_process(
         finally:
             # Runs on timeout, on cancellation and on normal exit (leftover children).
             with anyio.CancelScope(shield=True):
-                await _stop_group(process, pgid, kill_grace)
+                await _stop_group(process, pgid, entry, kill_grace)
         duration = anyio.current_time() - started
         timed_out = deadline.cancelled_caught
         return ProcessResult(
