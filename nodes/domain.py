@@ -36,8 +36,16 @@ from treefork.core.items import WorkItem
 from treefork.core.naming import domain_branch
 from treefork.core.policy import ItemCounts
 from treefork.domain import Command, Domain, JsonFile
-from treefork.errors import JobLockedError, MergeConflictError, TreeforkError, WorktreeError
+from treefork.errors import (
+    DiskFullError,
+    JobLockedError,
+    MergeConflictError,
+    TreeforkError,
+    WorktreeError,
+    disk_full_in,
+)
 from treefork.git.merge import changed_files
+from treefork.home import treefork_home
 from treefork.phases.integrate import merge_domain_into_session, retire_domain_worktree
 from treefork.phases.map import (
     MapRun,
@@ -553,9 +561,13 @@ def _guarded(name: str, function: Any, on_error: Any) -> Any:
     async def node(state: Any) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await function(state)
-        except (GraphBubbleUp, JobLockedError):
+        except (GraphBubbleUp, JobLockedError, DiskFullError):
             raise
         except Exception as error:
+            # A full disk stops the job as it is, to be resumed: it is nobody's failure.
+            full = disk_full_in(error, default=treefork_home())
+            if full is not None:
+                raise full from error
             update: dict[str, Any] = on_error(state, _unexpected(name, error))
             return update
         return result

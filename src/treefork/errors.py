@@ -25,10 +25,19 @@ at the boundary (``raise ... from``), never leaked.
     ├── JobError                 a job cannot be found, resumed or is locked by another process
     │   └── JobLockedError       another process holds the job's lock (it is running)
     └── StoreError               the job store cannot be opened (unreadable, newer schema)
+
+    DiskFullError                no space left where treefork writes (store, checkpoints,
+                                 worktrees, git objects). Not a TreeforkError on purpose: no
+                                 phase turns it into an item's or a domain's failure; the job
+                                 stops as it is, and ``treefork resume`` finishes it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +47,7 @@ __all__ = (
     "BudgetExceededError",
     "CommitRequiredError",
     "DefinitionError",
+    "DiskFullError",
     "GitError",
     "InputError",
     "InterpolationError",
@@ -55,6 +65,7 @@ __all__ = (
     "WorkItemError",
     "WorkflowError",
     "WorktreeError",
+    "disk_full_in",
     "name_some",
 )
 
@@ -284,3 +295,95 @@ class StoreError(TreeforkError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"job store {self.path}: {reason}")
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""The space treefork asks for when a disk fills: enough for its store, checkpoints and a
+few worktrees of a small repository."""
+
+_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded", "database or disk is full")
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"  # pragma: no cover
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+class DiskFullError(Exception):
+    """There is no space left where treefork was writing.
+
+    Attributes:
+        path: What was being written (a database, a worktree, a file).
+        free: Bytes free on that file system when the error was seen (None: unknown).
+        needed: Bytes treefork asks to be freed there.
+    """
+
+    def __init__(self, path: str | Path, *, needed: int = MIN_FREE_BYTES) -> None:
+        self.path = Path(path)
+        try:
+            self.free: int | None = shutil.disk_usage(_existing(self.path)).free
+        except OSError:
+            self.free = None
+        self.needed = needed
+        free = "unknown space" if self.free is None else _size(self.free)
+        super().__init__(
+            f"no space left on device at {self.path} ({free} free; "
+            f"free at least {_size(needed)} there)"
+        )
+
+
+def _is_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
+        return True
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or any(text in str(error) for text in _FULL_MESSAGES)
+    if isinstance(error, GitError | StoreError):
+        said = f"{error}\n{getattr(error, 'stderr', '')}"
+        return any(text in said for text in _FULL_MESSAGES)
+    return False
+
+
+def _path_of(error: BaseException, default: Path) -> Path:
+    if isinstance(error, OSError) and error.filename:
+        return Path(os.fsdecode(error.filename))
+    if isinstance(error, GitError):
+        return Path(error.cwd)
+    if isinstance(error, StoreError):
+        return Path(error.path)
+    return default
+
+
+def disk_full_in(error: BaseException, *, default: Path) -> DiskFullError | None:
+    """The full disk behind ``error``, if one is: found in its causes, contexts and groups.
+
+    Args:
+        error: Whatever a job ended with.
+        default: The path to name when the error does not say what was written (SQLite's
+            "database or disk is full" from a checkpointer names no file): the treefork home.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DiskFullError):
+            return current
+        if _is_full(current):
+            return DiskFullError(_path_of(current, default))
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None

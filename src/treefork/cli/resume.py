@@ -41,6 +41,7 @@ from treefork.cli.run import (
     compile_workflow,
     job_report,
     settle_review,
+    stop_if_disk_full,
 )
 from treefork.core.resume import JobResumeAction, plan_job_resume
 from treefork.errors import JobLockedError, TreeforkError
@@ -170,8 +171,12 @@ def resume(
         _say(f"error: {error}")
         raise typer.Exit(EXIT_LOCKED) from None
     except TreeforkError as error:
+        stop_if_disk_full(error, job_id)
         _say(f"error: {error}")
         raise typer.Exit(EXIT_FAILED) from None
+    except Exception as error:
+        stop_if_disk_full(error, job_id)
+        raise
     if as_json:
         print(json.dumps(job_report(state, workflow.domains), default=str))
     else:

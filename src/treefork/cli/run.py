@@ -373,8 +373,38 @@ def _run_job(workflow: Any, options: dict[str, Any], console: Console) -> dict[s
         _say(f"error: {error}")
         raise typer.Exit(EXIT_LOCKED) from None
     except TreeforkError as error:
+        stop_if_disk_full(error, options.get("job_id"))
         _say(f"error: {error}")
         raise typer.Exit(EXIT_INVALID if _is_input_error(error) else EXIT_FAILED) from None
+    except Exception as error:
+        stop_if_disk_full(error, options.get("job_id"))
+        raise
+
+
+def stop_if_disk_full(error: BaseException, job_id: str | None) -> None:
+    """When ``error`` comes from a full disk, say so in one line and exit 1; else return.
+
+    The job stays as the full disk left it: what was recorded is kept (SQLite's writes are
+    atomic, as are treefork's ref updates), so ``treefork resume`` finishes it.
+    """
+    from treefork.errors import disk_full_in
+    from treefork.store import shared_store
+
+    home = treefork_home()
+    full = disk_full_in(error, default=home)
+    if full is None:
+        return
+    recorded = False
+    if job_id:
+        with contextlib.suppress(Exception):  # the store may be what cannot be read
+            recorded = shared_store(home).job(job_id) is not None
+    then = (
+        f"then finish the job with `treefork resume {job_id}`"
+        if recorded
+        else "then run it again (nothing of this job was recorded)"
+    )
+    _say(f"error: {full}; {then}")
+    raise typer.Exit(EXIT_FAILED) from None
 
 
 def _is_input_error(error: TreeforkError) -> bool:

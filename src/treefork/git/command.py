@@ -10,8 +10,10 @@ milliseconds, has finished.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import anyio
 from anyio.lowlevel import RunVar
 
 from treefork.environment import scrubbed_environment
-from treefork.errors import GitError
+from treefork.errors import DiskFullError, GitError
 
 __all__ = ("GitResult", "git", "git_ok")
 
@@ -31,6 +33,7 @@ logger = logging.getLogger("treefork.git")
 # no hooks' interactive prompts.
 _BASE_OPTIONS = ("-c", "core.pager=cat", "-c", "gc.auto=0", "-c", "maintenance.auto=false")
 
+_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded")
 _MAX_CONCURRENT = 16
 """Git commands running at once; more only queue for the same cores and disk."""
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("treefork_git_limiter")
@@ -75,6 +78,17 @@ class GitResult:
         return [line for line in self.stdout.splitlines() if line]
 
 
+def _full_path(stderr: str) -> str | None:
+    """The file git could not write, from its message (``could not write to '/x': No space
+    left on device``); None when it names none."""
+    for line in stderr.splitlines():
+        if _NO_SPACE.search(line):
+            quoted = re.findall(r"'(/[^']+)'", line)
+            if quoted:
+                return str(quoted[-1])
+    return None
+
+
 async def git(
     *args: str,
     cwd: Path,
@@ -95,6 +109,7 @@ async def git(
 
     Raises:
         GitError: The command failed (and ``check`` is set), or git could not be started.
+        DiskFullError: git found no space left on the device (whatever ``check`` says).
     """
     argv = ["git", *_BASE_OPTIONS, *args]
     logger.debug("git %s (in %s)", " ".join(args), cwd)
@@ -102,12 +117,18 @@ async def git(
     try:
         completed = await anyio.to_thread.run_sync(run, limiter=_git_limiter())
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(cwd) from error
         raise GitError(args, cwd, -1, str(error)) from error
     result = GitResult(
         completed.returncode,
         completed.stdout.decode("utf-8", errors="replace"),
         completed.stderr.decode("utf-8", errors="replace"),
     )
+    if result.returncode != 0 and _NO_SPACE.search(result.stderr):
+        # Never an expected outcome, even with check=False: the job stops and resumes.
+        failed = GitError(args, cwd, result.returncode, result.stderr)
+        raise DiskFullError(_full_path(result.stderr) or cwd) from failed
     if check and result.returncode not in ok_codes:
         raise GitError(args, cwd, result.returncode, result.stderr or result.stdout)
     return result

@@ -14,6 +14,7 @@ last few milliseconds of writes, never corrupt the file.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from treefork.errors import StoreError
+from treefork.errors import DiskFullError, StoreError, disk_full_in
 from treefork.store.schema import migrate
 
 T = TypeVar("T")
@@ -184,8 +185,7 @@ class JobStore:
                 try:
                     yield connection
                 except BaseException:
-                    connection.execute("ROLLBACK TO write")
-                    connection.execute("RELEASE write")
+                    _undo(connection, "ROLLBACK TO write", "RELEASE write")
                     raise
                 connection.execute("RELEASE write")
                 return
@@ -196,9 +196,16 @@ class JobStore:
             try:
                 yield connection
             except BaseException:
-                connection.execute("ROLLBACK")
+                _undo(connection, "ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    def _failure(self, error: BaseException) -> Exception:
+        """What each write of a failed batch gets: a full disk as such, else a store error."""
+        full = disk_full_in(error, default=self.path)
+        if full is not None:
+            return DiskFullError(self.path)
+        return StoreError(self.path, str(error))
 
     def write_batch(self, writes: Sequence[Callable[[], Any]]) -> list[BaseException | None]:
         """Run several writes (calls of this store's methods) in one transaction.
@@ -215,7 +222,7 @@ class JobStore:
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as error:
-                failed = StoreError(self.path, str(error))
+                failed = self._failure(error)
                 return [failed for _ in writes]
             outcomes: list[BaseException | None] = []
             self._in_batch = True
@@ -225,15 +232,17 @@ class JobStore:
                     try:
                         write()
                     except Exception as error:  # that write's own failure, reported to it
-                        connection.execute("ROLLBACK TO batch_write")
+                        if disk_full_in(error, default=self.path):
+                            raise  # the whole batch fails: nothing more fits
+                        _undo(connection, "ROLLBACK TO batch_write")
                         outcomes.append(error)
                     else:
                         outcomes.append(None)
                     connection.execute("RELEASE batch_write")
                 connection.execute("COMMIT")
             except Exception as error:  # the commit failed: none of the writes happened
-                connection.execute("ROLLBACK")
-                failed = StoreError(self.path, str(error))
+                _undo(connection, "ROLLBACK")
+                failed = self._failure(error)
                 return [failed for _ in writes]
             except BaseException:
                 # Interrupted between writes: the ones that returned are kept, as they
@@ -728,6 +737,15 @@ class _BatchWriter(threading.Thread):
                     future.set_result(None)
                 else:
                     future.set_exception(outcome)
+
+
+def _undo(connection: sqlite3.Connection, *statements: str) -> None:
+    """Take a failed write back. After some errors (a full disk) SQLite has already rolled
+    the whole transaction back; then there is nothing to undo, and the first error stands."""
+    for statement in statements:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute(statement)
 
 
 _INSERT_EVENT = "INSERT INTO events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)"

@@ -29,6 +29,7 @@ from typing import IO, Any, TypeVar
 
 import anyio
 
+from treefork.errors import disk_full_in
 from treefork.home import treefork_home
 from treefork.store.jobstore import JobStore, close_all_stores, next_batch, shared_store
 
@@ -244,6 +245,7 @@ class EventLog:
         self._writer: threading.Thread | None = None
         self._files: dict[Path, IO[str]] = {}
         """Job files open for appending; only the writer thread touches them."""
+        self._full_reported = False
         _live_logs.add(self)
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -283,9 +285,14 @@ class EventLog:
                 return
             try:
                 self._write(batch)
-            except Exception:  # a log must never break the job; say so and go on
-                kinds = sorted({str(event.get("event")) for _, event in batch})
-                logger.exception("could not write events (%s) to the job log", ", ".join(kinds))
+            except Exception as error:  # a log must never break the job; say so and go on
+                kinds = ", ".join(sorted({str(event.get("event")) for _, event in batch}))
+                full = disk_full_in(error, default=treefork_home())
+                if full is None:
+                    logger.exception("could not write events (%s) to the job log", kinds)
+                elif not self._full_reported:  # once: the job itself stops on it soon
+                    self._full_reported = True
+                    logger.warning("could not write events (%s) to the job log: %s", kinds, full)
             finally:
                 with self._state:
                     self._pending -= len(batch)

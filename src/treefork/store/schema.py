@@ -168,5 +168,6 @@ def migrate(connection: sqlite3.Connection, *, location: str) -> None:
             connection.execute(f"PRAGMA user_version = {version}")
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # a full disk has SQLite roll back by itself
+                connection.execute("ROLLBACK")
             raise
