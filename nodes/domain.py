@@ -32,7 +32,7 @@ from langgraph.types import Send
 
 from treefork.context import TreeforkContext, run_settings
 from treefork.core.aggregate import domain_status
-from treefork.core.items import WorkItem
+from treefork.core.items import WorkItem, item_label
 from treefork.core.naming import domain_branch
 from treefork.core.policy import ItemCounts
 from treefork.domain import Command, Domain, JsonFile
@@ -406,6 +406,16 @@ def _counts(state: DomainState) -> dict[str, int]:
     }
 
 
+def _merged_items(state: DomainState) -> list[str]:
+    """Labels of the items whose commits the domain merged, in item order."""
+    agents = sorted((state.get("agents") or {}).values(), key=lambda agent: agent["item_index"])
+    return [
+        item_label(WorkItem(agent["item"], agent["item_id"], agent["item_index"]))
+        for agent in agents
+        if agent["status"] == "succeeded" and agent["commits"]
+    ]
+
+
 async def integrate(state: DomainState, settings: GraphSettings) -> dict[str, Any]:
     """Merge the domain into the session branch, unless the domain failed."""
     runtime, _ = await _job(state, settings)
@@ -413,7 +423,9 @@ async def integrate(state: DomainState, settings: GraphSettings) -> dict[str, An
         return {"merged_into_session": False}
     head = await _head(runtime, state)
     try:
-        merged = await merge_domain_into_session(runtime, state["domain"], head)
+        merged = await merge_domain_into_session(
+            runtime, state["domain"], head, _merged_items(state)
+        )
     except MergeConflictError as conflict:
         runtime.emitter.emit(
             "conflict",

@@ -174,3 +174,94 @@ async def test_setup_outputs_go_to_the_job_artifacts_and_the_worktree_goes(
     assert event["domain"] == "docs" and event["folder"] == str(artifacts)
     assert sorted(event["paths"]) == ["items.json", "out/report.txt"]
     assert "items.json" not in run_git(repo, "ls-files").split()  # outputs are not merged
+
+
+# -- history shape --------------------------------------------------------------------------
+
+
+async def test_squash_history_brings_one_commit_per_domain_listing_its_items(repo: Path) -> None:
+    before = run_git(repo, "rev-parse", "main").strip()
+    step = Shell("echo ${item} > ${item}.txt && git add . && git commit -qm 'write ${item}'")
+    out = await run_docs(repo, docs_domain([step], ["a.md", "b.md", "c.md"]), history="squash")
+
+    assert out["status"] == "succeeded", out["failures"]
+    assert out["merge"]["status"] == "merged"
+    subjects = run_git(repo, "log", "--format=%s", f"{before}..main").splitlines()
+    squash = [subject for subject in subjects if subject.startswith("treefork: docs")]
+    assert squash == ["treefork: docs (3 items)"], subjects
+    assert not [s for s in subjects if s.startswith(("write ", "treefork: merge a"))], subjects
+    body = run_git(repo, "log", "-1", "--format=%b", "--grep=treefork: docs (3 items)", "main")
+    assert body.split() == ["-", "a.md", "-", "b.md", "-", "c.md"]
+    for item in ("a.md", "b.md", "c.md"):
+        assert (repo / f"{item}.txt").read_text() == f"{item}\n"
+    # The agents' own commits never reached the branch, yet nothing is left behind.
+    assert "write a.md" not in run_git(repo, "log", "--format=%s", "main")
+    assert treefork_branches(repo) == []
+    assert worktree_paths(repo) == [repo]
+
+
+async def test_by_default_each_agent_merge_is_kept_and_named_by_its_item(repo: Path) -> None:
+    before = run_git(repo, "rev-parse", "main").strip()
+    step = Shell("echo ${item} > ${item}.txt && git add . && git commit -qm 'write ${item}'")
+    out = await run_docs(repo, docs_domain([step], ["a.md", "b.md"]))
+
+    assert out["status"] == "succeeded", out["failures"]
+    subjects = run_git(repo, "log", "--format=%s", f"{before}..main").splitlines()
+    assert {"write a.md", "write b.md"} <= set(subjects)
+    assert {"treefork: merge a.md into docs", "treefork: merge b.md into docs"} <= set(subjects)
+
+
+async def test_squashing_the_same_work_twice_adds_nothing(repo: Path) -> None:
+    from treefork.git.merge import squash_into_branch
+
+    run_git(repo, "branch", "target")
+    run_git(repo, "checkout", "-q", "-b", "work")
+    commit_file(repo, "w.txt", "w\n", "work")
+    run_git(repo, "checkout", "-q", "main")
+    first = await squash_into_branch(repo, "target", "work", "treefork: docs (1 item)")
+    second = await squash_into_branch(repo, "target", "work", "treefork: docs (1 item)")
+
+    assert first.merged and not second.merged
+    assert second.commit == first.commit == run_git(repo, "rev-parse", "target").strip()
+    assert run_git(repo, "rev-list", "--parents", "-1", "target").split()[1:] == [
+        run_git(repo, "rev-parse", "main").strip()
+    ]
+
+
+def test_merge_history_is_read_from_the_workflow(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yml"
+    path.write_text(
+        "name: squash\nmode: mapreduce\nmap:\n  input: items.json\n  agent_template:\n"
+        "    - shell: echo ${item}\nmerge:\n  history: squash\n",
+        encoding="utf-8",
+    )
+    workflow = load_workflow(path, env={})
+    assert (workflow.history, workflow.merge) == ("squash", ())
+    path.write_text(path.read_text().replace("squash\n", "linear\n"), encoding="utf-8")
+    with pytest.raises(WorkflowError, match="history"):
+        load_workflow(path, env={})
+
+
+async def test_gc_deletes_the_branches_of_squashed_work_and_keeps_unmerged_ones(
+    repo: Path,
+) -> None:
+    from cliutil import treefork
+
+    step = Shell("echo ${item} > ${item}.txt && git add . && git commit -qm 'write ${item}'")
+    out = await run_docs(
+        repo, docs_domain([step], ["a.md", "b.md"]), history="squash", keep_worktrees=True
+    )
+    assert out["merge"]["status"] == "merged"
+    kept = treefork_branches(repo)
+    assert kept  # kept on purpose: their commits are not ancestors of main
+    run_git(repo, "branch", "treefork/orphan/work", "main")
+    run_git(repo, "checkout", "-q", "treefork/orphan/work")
+    commit_file(repo, "unmerged.txt", "x\n", "unmerged")
+    run_git(repo, "checkout", "-q", "main")
+
+    gc = treefork("worktree", "gc", cwd=repo)
+
+    assert gc.returncode == 0, gc.stderr
+    assert treefork_branches(repo) == ["treefork/orphan/work"], gc.stdout
+    assert "merged into one of your branches" in gc.stdout
+    assert worktree_paths(repo) == [repo]

@@ -76,6 +76,7 @@ def build_graph(
     store: JobStore | bool | None = None,
     merge_steps: Sequence[Step] = (),
     merge_env: Mapping[str, str] | None = None,
+    history: Literal["merges", "squash"] = "merges",
     repo: str | Path | None = None,
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
@@ -112,6 +113,10 @@ def build_graph(
             ``${merge.target_branch}`` and ``${merge.session_id}`` are in scope. If one
             fails, the merge is refused with its error.
         merge_env: Environment variables for the merge steps.
+        history: What each domain leaves in the session branch, and so in yours:
+            ``merges`` (default) keeps every agent's commits and a merge commit per agent,
+            named after its item; ``squash`` makes one commit per domain whose message
+            lists the items (agent commits stay on treefork's branches until gc).
         repo: The repository of runs whose input has no ``repo`` (then
             ``ainvoke({"task": ...})`` is enough); the input's ``repo`` wins.
 
@@ -140,6 +145,7 @@ def build_graph(
         store=store_ref,
         merge_steps=tuple(merge_steps),
         merge_env=dict(merge_env or {}),
+        history=history,
         repo=str(repo) if repo is not None else None,
     )
     return _assemble(settings, checkpointer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from treefork.core.routing import Analyzer, DomainSpec
 from treefork.domain import Budget, Domain
@@ -42,6 +43,9 @@ class GraphSettings:
     branch (Prodigy's ``merge``); if one fails, nothing is merged."""
     merge_env: Mapping[str, str] = field(default_factory=dict)
     """Environment for the merge steps (the workflow's ``env``)."""
+    history: Literal["merges", "squash"] = "merges"
+    """The history a domain leaves in the session branch: every agent's merge commit
+    (``merges``), or one commit per domain (``squash``)."""
     store: StoreRef | None = None
     """Where jobs are recorded (agent results, DLQ, events, resume facts); None: nowhere."""
     repo: str | None = None

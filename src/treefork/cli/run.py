@@ -208,6 +208,7 @@ def compile_workflow(
         event_sinks=list(sinks),
         merge_steps=workflow.merge,
         merge_env=workflow.env,
+        history=workflow.history,
         store=store,
     )
 

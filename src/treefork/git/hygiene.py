@@ -29,6 +29,7 @@ from treefork.core.hygiene import (
 from treefork.errors import GitError, TreeforkError
 from treefork.git.command import git
 from treefork.git.locks import RepositoryLock
+from treefork.git.merge import changes_contained
 from treefork.store.jobstore import JobStore
 from treefork.store.lock import JobLock
 
@@ -148,13 +149,13 @@ async def _dirty(path: Path) -> tuple[str, ...]:
     return tuple(entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3)
 
 
-async def _contained_branches(root: Path) -> set[str]:
-    """treefork branches whose tip one of the user's branches contains."""
+async def _contained_branches(root: Path, names: Sequence[str]) -> set[str]:
+    """treefork branches whose tip one of the user's branches contains, or whose changes
+    one of them holds already (a job merged with ``history: squash``)."""
     user = await git("for-each-ref", "--format=%(refname)", "refs/heads/", cwd=root)
+    mine = [ref for ref in user.lines if not ref.startswith("refs/heads/treefork/")]
     contained: set[str] = set()
-    for ref in user.lines:
-        if ref.startswith("refs/heads/treefork/"):
-            continue
+    for ref in mine:
         merged = await git(
             "for-each-ref",
             f"--merged={ref}",
@@ -163,6 +164,12 @@ async def _contained_branches(root: Path) -> set[str]:
             cwd=root,
         )
         contained.update(merged.lines)
+    for name in names:
+        if name not in contained:
+            for ref in mine:
+                if await changes_contained(root, f"refs/heads/{name}", ref):
+                    contained.add(name)
+                    break
     return contained
 
 
@@ -181,7 +188,7 @@ async def _scan_repository(root: Path, worktrees_root: Path) -> RepositoryScan:
     names = await git(
         "for-each-ref", "--format=%(refname:strip=2)", "refs/heads/treefork/", cwd=root
     )
-    contained = await _contained_branches(root) if names.lines else set()
+    contained = await _contained_branches(root, names.lines) if names.lines else set()
     for name in names.lines:
         scan.branches.append(BranchFacts(name, _job_of_branch(name), name in contained))
     return scan

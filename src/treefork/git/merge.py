@@ -44,10 +44,12 @@ __all__ = (
     "BranchTip",
     "MergeResult",
     "changed_files",
+    "changes_contained",
     "merge_into_branch",
     "merge_into_checked_out_branch",
     "merged_tree",
     "object_store_merges",
+    "squash_into_branch",
 )
 
 OBJECT_STORE_MERGE_VERSION = (2, 38)
@@ -392,6 +394,51 @@ async def merge_into_branch(
         return await merger.merge(source, message)
     finally:
         await merger.close()
+
+
+async def squash_into_branch(cwd: Path, branch: str, source: str, message: str) -> MergeResult:
+    """Bring the changes of commit ``source`` into ``branch`` as one commit on top of it.
+
+    The commit's only parent is the branch's tip: ``source`` and its history stay out of
+    the branch. Nothing is made when the branch already holds every change of ``source``
+    (``merged`` is False), so squashing the same source twice, after a crash for instance,
+    adds nothing. Needs git 2.38 (``merge-tree --write-tree``); older git merges instead.
+
+    Raises:
+        MergeConflictError: Conflicts; ``branch`` is left exactly as it was.
+        GitError: The branch moved while squashing (callers serialize merges per branch).
+    """
+    if not await object_store_merges(cwd):
+        return await merge_into_branch(cwd, branch, source, message)
+    tip = await _read_tip(cwd, branch)
+    tree = await merged_tree(cwd, tip.commit, source, label=branch)
+    if tree == tip.tree:
+        return MergeResult(tip.commit, merged=False)
+    made = await git(
+        "commit-tree", tree, "-p", tip.commit, "-m", message,
+        cwd=cwd, env=await commit_identity_env(cwd),
+    )  # fmt: skip
+    commit = made.stdout.strip()
+    reflog = f"treefork: {message.splitlines()[0]}"
+    await git("update-ref", "-m", reflog, f"refs/heads/{branch}", commit, tip.commit, cwd=cwd)
+    return MergeResult(commit, merged=True)
+
+
+async def changes_contained(cwd: Path, commit: str, target: str) -> bool:
+    """Whether ``target`` already holds every change ``commit`` makes, by content.
+
+    True when merging ``commit`` into ``target`` would leave ``target``'s tree as it is: the
+    commit is an ancestor, or its changes came in squashed. False when it conflicts, or
+    git is older than 2.38 and cannot tell without a worktree.
+    """
+    if not await object_store_merges(cwd):
+        return False
+    target_tree = await git("rev-parse", "--verify", "-q", f"{target}^{{tree}}", cwd=cwd)
+    try:
+        tree = await merged_tree(cwd, target, commit, label=target)
+    except MergeConflictError:
+        return False
+    return tree == target_tree.stdout.strip()
 
 
 async def _checked_out_at(cwd: Path, branch: str) -> Path | None:

@@ -36,6 +36,7 @@ from treefork.errors import (
 )
 from treefork.git.command import git, git_ok
 from treefork.git.locks import RepositoryLock
+from treefork.git.merge import changes_contained
 from treefork.git.objects import ObjectDatabase, ObjectMissingError, object_database
 from treefork.git.refs import head_commit
 from treefork.git.repository import RepositoryInfo, commit_identity_env
@@ -397,7 +398,10 @@ class WorktreeManager:
             return
         if not force:
             target = merged_into and await self.branch_head(merged_into)
-            if not target or not await self.is_ancestor(tip, target):
+            if not target or not (
+                await self.is_ancestor(tip, target)
+                or await changes_contained(self.repo.root, tip, target)  # squashed
+            ):
                 raise UnmergedWorkError(branch, f"commits not merged into {merged_into}")
         async with self.lock.hold():
             await git("update-ref", "-d", f"refs/heads/{branch}", tip, cwd=self.repo.root)

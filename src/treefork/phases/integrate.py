@@ -4,13 +4,19 @@ session branch into the user's branch."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import anyio.to_thread
 
 from treefork.errors import MergeRefusedError, TreeforkError
-from treefork.git.merge import MergeResult, merge_into_branch, merge_into_checked_out_branch
+from treefork.git.merge import (
+    MergeResult,
+    merge_into_branch,
+    merge_into_checked_out_branch,
+    squash_into_branch,
+)
 from treefork.git.worktrees import WorktreeManager
 from treefork.runtime import JobRuntime
 
@@ -20,25 +26,44 @@ __all__ = (
     "merge_session_into_base",
     "refusal_status",
     "retire_domain_worktree",
+    "squash_message",
 )
 
 
+def squash_message(domain: str, items: Sequence[str]) -> str:
+    """The message of a domain's one commit under ``history: squash``: its items, listed."""
+    count = f"{len(items)} item{'s' if len(items) != 1 else ''}"
+    listed = "".join(f"\n- {item}" for item in items)
+    return f"treefork: {domain} ({count})\n{listed}" if items else f"treefork: {domain}"
+
+
 async def merge_domain_into_session(
-    runtime: JobRuntime, domain: str, domain_head: str
+    runtime: JobRuntime, domain: str, domain_head: str, items: Sequence[str] = ()
 ) -> MergeResult:
     """Merge a domain's head into the session branch (one domain at a time).
+
+    Under ``history: squash`` the domain's changes come in as one commit whose message
+    lists ``items`` (the items whose work was merged), not as a merge of its history.
 
     Raises:
         MergeConflictError: The domain conflicts with work already in the session branch;
             the session branch is unchanged.
     """
     async with runtime.session_lock:
-        result = await merge_into_branch(
-            runtime.repo.root,
-            runtime.session_branch,
-            domain_head,
-            f"treefork: merge domain {domain} into session",
-        )
+        if runtime.settings.history == "squash":
+            result = await squash_into_branch(
+                runtime.repo.root,
+                runtime.session_branch,
+                domain_head,
+                squash_message(domain, items),
+            )
+        else:
+            result = await merge_into_branch(
+                runtime.repo.root,
+                runtime.session_branch,
+                domain_head,
+                f"treefork: merge domain {domain} into session",
+            )
     runtime.emitter.emit("merge", domain=domain, into=runtime.session_branch, commit=result.commit)
     return result
 

@@ -299,6 +299,7 @@ def compile_workflow(
         env=dict(resolved.workflow),
         domains=domains,
         merge=_phase(spec.merge, spec.merge.timeout if spec.merge else None),
+        history=spec.merge.history if spec.merge else "merges",
         warnings=tuple(warnings),
         origins=_origins(data, source, [domain.name for domain in domains]),
     )

@@ -47,6 +47,8 @@ class Workflow:
     origins: Mapping[str, str] = field(default_factory=dict)
     """Where each step was defined: ``"<domain>.setup[0]"``, ``"<domain>.map.agent[2]"``,
     ``"<domain>.reduce[1].on_failure[0]"``, ``"merge[0]"`` to ``file:line:col``."""
+    history: Literal["merges", "squash"] = "merges"
+    """``merge: {history: ...}``: a merge commit per agent, or one commit per domain."""
 
     def origin(self, location: str) -> str | None:
         """``file:line:col`` of the step at ``location`` (see :attr:`origins`), if known."""

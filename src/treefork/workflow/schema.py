@@ -208,9 +208,12 @@ class ReduceSpec(PhaseSpec):
 
 
 class MergeSpec(PhaseSpec):
-    """``merge``: steps run before the result merges into the user's branch."""
+    """``merge``: steps run before the result merges into the user's branch, and the shape
+    of the history the merge leaves (``history: merges`` or ``squash``)."""
 
+    commands: tuple[StepSpec, ...] = ()
     timeout: Seconds | None = None
+    history: Literal["merges", "squash"] = "merges"
 
 
 class TimeoutConfigSpec(Spec):
