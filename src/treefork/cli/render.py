@@ -15,7 +15,8 @@ _STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "skipped":
 def _tests(result: dict[str, Any]) -> str:
     if not result.get("has_tests"):
         return "-"
-    return "passed" if result.get("tests_passed") else "failed"
+    passed = result.get("tests_passed")
+    return "not run" if passed is None else "passed" if passed else "failed"
 
 
 def _verdict(passed: bool | None) -> str:

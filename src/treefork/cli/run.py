@@ -156,6 +156,7 @@ def job_report(state: dict[str, Any], domains: Sequence[Domain] = ()) -> dict[st
             "skipped": result["skipped"],
             "files_modified": result["files_modified"],
             "tests_passed": result["tests_passed"],
+            "merged_into_session": result["merged_into_session"],
             "error": result["error"],
         }
         for name, result in (state.get("domain_results") or {}).items()
@@ -169,7 +170,7 @@ def job_report(state: dict[str, Any], domains: Sequence[Domain] = ()) -> dict[st
         "merge": merge,
         "domains": per_domain,
         "aggregated_files": state.get("aggregated_files", []),
-        "all_tests_passed": state.get("all_tests_passed", False),
+        "all_tests_passed": state.get("all_tests_passed"),
         "budget": state.get("budget"),
         "failures": state.get("failures", []),
         "dlq": dlq,
