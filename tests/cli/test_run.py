@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from cliutil import (
     TRACEBACK,
     TREEFORK,
@@ -203,8 +204,14 @@ def test_on_a_terminal_without_yes_the_merge_is_asked_for(tmp_path: Path, repo: 
     assert treefork_branches(repo) == []
 
 
-def test_sigint_stops_the_job_with_exit_130_and_kills_its_agents(
-    tmp_path: Path, repo: Path
+def _ignore_sigint() -> None:
+    # As for a command started in the background by a shell: SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_stops_the_job_with_exit_130_and_kills_its_agents(
+    tmp_path: Path, repo: Path, signum: signal.Signals
 ) -> None:
     pids = tmp_path / "pids"
     workflow = _write(
@@ -225,6 +232,7 @@ map:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if signum == signal.SIGTERM else None,  # noqa: PLW1509
     )
     try:
         deadline = time.monotonic() + 30
@@ -233,7 +241,8 @@ map:
         ) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pids.exists(), "the agents never started"
-        process.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # the agents run on, recording nothing
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -245,6 +254,9 @@ map:
     assert stdout == ""
     sleepers = [int(pid) for pid in pids.read_text().split()]
     assert not any(is_running(pid) for pid in sleepers)
+    (job,) = [json.loads(line) for line in treefork("jobs", "--json").stdout.splitlines()]
+    assert job["status"] == "interrupted"
+    assert job["duration"] >= 1.0  # to the interruption, not to the last record
 
 
 def test_an_unexpected_error_is_one_short_message_with_the_traceback_kept(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import shutil
@@ -17,6 +16,7 @@ from rich.console import Console
 
 from treefork.cli.app import app
 from treefork.cli.console import make_console
+from treefork.cli.lifecycle import run_async
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.environment import scrubbed_environment
@@ -107,7 +107,7 @@ def demo(
     home = Path(os.environ.get("TREEFORK_HOME") or scratch / "treefork-home")
     example_task = task or _load_example().TASK
     console.print(f"[bold]treefork demo[/] — repository {repo}\ntask: {example_task}\n")
-    state = asyncio.run(_run(repo, home, example_task, live, console))
+    state = run_async(_run(repo, home, example_task, live, console))
     console.print()
     print_summary(state, console)
     log = subprocess.run(

@@ -13,7 +13,6 @@ again; 2 unknown job or item; 3 the job is running in another process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from treefork.cli.app import app
 from treefork.cli.console import make_console
+from treefork.cli.lifecycle import run_async
 from treefork.cli.progress import make_progress
 from treefork.cli.resume import checkpoint_action, job_options, job_workflow, open_job
 from treefork.cli.run import (
@@ -248,7 +248,7 @@ def retry(
     options = job_options(job, max_parallel=max_parallel)
     items = _by_domain(chosen)
     try:
-        results = asyncio.run(_retry(workflow, options, job, items))
+        results = run_async(_retry(workflow, options, job, items))
     except JobLockedError as error:
         _say(f"error: {error}")
         raise typer.Exit(EXIT_LOCKED) from None

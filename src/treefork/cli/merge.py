@@ -14,7 +14,6 @@ job; 3 the job is running in another process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ import anyio
 import typer
 
 from treefork.cli.app import app
+from treefork.cli.lifecycle import run_async
 from treefork.cli.resume import job_options, job_workflow, open_job
 from treefork.cli.run import (
     EXIT_FAILED,
@@ -137,7 +137,7 @@ def merge(
     """Merge a finished job's session branch into the branch it started from."""
     open_job(job_id)
     try:
-        outcome = asyncio.run(_merge(job_id, override))
+        outcome = run_async(_merge(job_id, override))
     except JobLockedError as error:
         _say(f"error: {error}")
         raise typer.Exit(EXIT_LOCKED) from None

@@ -15,7 +15,6 @@ another process (nothing is touched); 130 interrupted.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.console import Console
 
 from treefork.cli.app import app
 from treefork.cli.console import make_console
+from treefork.cli.lifecycle import run_async
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.cli.run import (
@@ -40,6 +40,7 @@ from treefork.cli.run import (
     _say,
     compile_workflow,
     job_report,
+    record_interruption,
     settle_review,
     stop_if_disk_full,
 )
@@ -163,8 +164,9 @@ def resume(
     )
     console = make_console(stderr=as_json)
     try:
-        state = asyncio.run(_resume(workflow, options, console))
+        state = run_async(_resume(workflow, options, console))
     except KeyboardInterrupt:
+        record_interruption(job_id)
         _say(f"interrupted: finished agents are recorded; resume with `treefork resume {job_id}`")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except JobLockedError as error:

@@ -11,7 +11,6 @@ lock until it ends.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -27,6 +26,7 @@ from rich.prompt import Confirm
 
 from treefork.cli.app import app
 from treefork.cli.console import make_console
+from treefork.cli.lifecycle import run_async
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.errors import JobLockedError, TreeforkError, WorkflowError
@@ -366,9 +366,10 @@ def _repository_path(repo: Path) -> Path:
 def _run_job(workflow: Any, options: dict[str, Any], console: Console) -> dict[str, Any]:
     """Run the job; every way it can end without a final state becomes an exit code."""
     try:
-        return asyncio.run(_execute(workflow, options, console))
+        return run_async(_execute(workflow, options, console))
     except KeyboardInterrupt:
         job = options.get("job_id") or "JOB"
+        record_interruption(options.get("job_id"))
         _say(f"interrupted: finished agents are recorded; resume with `treefork resume {job}`")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except JobLockedError as error:
@@ -381,6 +382,16 @@ def _run_job(workflow: Any, options: dict[str, Any], console: Console) -> dict[s
     except Exception as error:
         stop_if_disk_full(error, options.get("job_id"))
         raise
+
+
+def record_interruption(job_id: str | None) -> None:
+    """Note in the job store when an interrupted job stopped, so that its duration in
+    ``treefork jobs`` runs to the interruption, not to the last thing it recorded."""
+    from treefork.store import shared_store
+
+    if job_id:
+        with contextlib.suppress(Exception):  # the job may not be recorded, or the disk full
+            shared_store(treefork_home()).update_job(job_id, pid=None)
 
 
 def stop_if_disk_full(error: BaseException, job_id: str | None) -> None:
