@@ -7,6 +7,7 @@ Studio can show it. Keys that the dispatcher's concurrent domains write go throu
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any, Literal, NotRequired
 
 # typing_extensions' TypedDict: on Python 3.11 pydantic (and so LangGraph Studio) cannot
@@ -17,6 +18,7 @@ __all__ = (
     "AgentResult",
     "AgentTask",
     "BudgetState",
+    "BudgetUsage",
     "DomainChoice",
     "DomainInput",
     "DomainOutput",
@@ -45,8 +47,8 @@ class DomainChoice(TypedDict):
     reason: str
 
 
-class Usage(TypedDict):
-    """Resources used."""
+class BudgetUsage(TypedDict):
+    """Resources a job used against its budget (one agent's are a :class:`treefork.Usage`)."""
 
     tokens: int
     cost: float
@@ -66,7 +68,7 @@ class BudgetState(TypedDict):
     """Budget limits and what has been used against them."""
 
     limit: BudgetLimit
-    used: Usage
+    used: BudgetUsage
     exhausted: bool
 
 
@@ -337,3 +339,15 @@ class AgentTask(JobIdentity):
     last_wave: bool
     variables: dict[str, Any]
     retry_items: list[str]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Usage":
+        warnings.warn(
+            "treefork.state.Usage is deprecated; use treefork.state.BudgetUsage "
+            "(treefork.Usage is a step's or agent's usage)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BudgetUsage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

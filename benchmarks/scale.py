@@ -212,7 +212,7 @@ def main() -> None:
             f"`ru_maxrss`. Medians of {options.runs} runs. The peer's worktree figure comes "
             f"from {options.peer_items} items (its cost per item does not depend on the "
             "count). The rows *without the job store* show treefork with `build_graph(..., "
-            "store=False)`: by default every agent's start, attempt and result are written to "
+            "job_store=False)`: by default every agent's start, attempt and result are written to "
             "the job store (SQLite) before the run goes on, so that a killed job resumes. "
             "CPU per item counts this process and every process it waited for (git, the "
             "agents' commits); divided by the cores it is the wall time per item an idle "

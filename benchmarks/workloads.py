@@ -94,7 +94,7 @@ async def run_treefork(
         auto_approve=True,
         home=WORK / "home",
         event_sinks=[events.append] if events is not None else (),
-        **({} if store else {"store": False}),
+        **({} if store else {"job_store": False}),
     )
     out = await graph.ainvoke({"task": "bench", "repo": str(repo)}, {"recursion_limit": 100})
     result = out["domain_results"]["bench"]

@@ -35,7 +35,7 @@ from treefork.core.aggregate import domain_status
 from treefork.core.items import WorkItem, item_label
 from treefork.core.naming import domain_branch
 from treefork.core.policy import ItemCounts
-from treefork.domain import Command, Domain, JsonFile
+from treefork.domain import CommandItems, Domain, JsonFile
 from treefork.errors import (
     DiskFullError,
     JobLockedError,
@@ -104,7 +104,7 @@ def needs_worktree(domain: Domain, settings: GraphSettings) -> bool:
     map_ = domain.map
     return not (
         map_ is not None
-        and not isinstance(map_.input, str | JsonFile | Command)
+        and not isinstance(map_.input, str | JsonFile | CommandItems)
         and map_.isolation == "worktree"
         and not domain.setup
         and not domain.reduce

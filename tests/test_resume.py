@@ -289,7 +289,7 @@ async def test_every_agent_result_is_recorded_with_its_events(tmp_path: Path, pr
 
 
 async def test_a_graph_without_a_store_records_nothing(project: Path, treefork_home: Path, tmp_path: Path) -> None:
-    graph = build_graph([_domain(tmp_path / "log")], auto_approve=True, store=False)
+    graph = build_graph([_domain(tmp_path / "log")], auto_approve=True, job_store=False)
     out = await graph.ainvoke({"task": "docs", "repo": str(project)})
     assert out["merge"]["status"] == "merged"
     assert not (treefork_home / "treefork.db").exists()

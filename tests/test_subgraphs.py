@@ -323,7 +323,7 @@ async def test_ten_thousand_read_only_items_run_in_bounded_waves(repo: Path) -> 
         keywords=["docs"],
         map=Map(input=list(range(10_000)), agent=[AgentStep(note)], isolation="none", max_parallel=16),
     )
-    graph = build_graph([domain], auto_approve=True, store=False)
+    graph = build_graph([domain], auto_approve=True, job_store=False)
     out = await graph.ainvoke({"task": "docs", "repo": str(repo)})
     result = out["domain_results"]["docs"]
     assert (result["total"], result["succeeded"]) == (10_000, 10_000)

@@ -8,11 +8,12 @@ into your branch only when approved.
 
 import importlib as _importlib
 import typing as _typing
+import warnings as _warnings
 
 if _typing.TYPE_CHECKING:
     from treefork.context import TreeforkContext
     from treefork.core.routing import Analyzer, DomainSpec, RuleAnalyzer, Selection
-    from treefork.domain import Budget, Command, Domain, ErrorPolicy, JsonFile, Map
+    from treefork.domain import Budget, CommandItems, Domain, ErrorPolicy, JsonFile, Map
     from treefork.errors import (
         DefinitionError,
         GitError,
@@ -46,7 +47,7 @@ __all__ = (
     "Analyzer",
     "Budget",
     "Claude",
-    "Command",
+    "CommandItems",
     "DefinitionError",
     "Domain",
     "DomainSpec",
@@ -83,7 +84,7 @@ _MODULES = {
     "RuleAnalyzer": "treefork.core.routing",
     "Selection": "treefork.core.routing",
     "Budget": "treefork.domain",
-    "Command": "treefork.domain",
+    "CommandItems": "treefork.domain",
     "Domain": "treefork.domain",
     "ErrorPolicy": "treefork.domain",
     "JsonFile": "treefork.domain",
@@ -113,7 +114,21 @@ _MODULES = {
 }
 
 
+_DEPRECATED = {
+    # old name: (new name, why)
+    "Command": ("CommandItems", "LangGraph's Command is another thing"),
+}
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _DEPRECATED:
+        new, why = _DEPRECATED[name]
+        _warnings.warn(
+            f"treefork.{name} is deprecated; use treefork.{new} ({why})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_importlib.import_module(_MODULES[new]), new)
     module = _MODULES.get(name)
     if module is None:
         raise AttributeError(f"module 'treefork' has no attribute {name!r}")

@@ -7,6 +7,7 @@ command. :func:`treefork.build_graph` takes a list of them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -15,7 +16,7 @@ from treefork.steps import Shell, Step
 
 __all__ = (
     "Budget",
-    "Command",
+    "CommandItems",
     "Domain",
     "ErrorPolicy",
     "JsonFile",
@@ -32,18 +33,22 @@ class JsonFile:
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
-    """Work items from a command's stdout: JSON, or else one item per non-empty line."""
+class CommandItems:
+    """Work items from a command's stdout: JSON, or else one item per non-empty line.
+
+    (Named so as not to be taken for LangGraph's ``Command``; ``treefork.Command`` is a
+    deprecated alias.)
+    """
 
     command: str
     timeout: float | None = None
 
 
-MapInput: TypeAlias = str | JsonFile | Command | Sequence[Any]
+MapInput: TypeAlias = str | JsonFile | CommandItems | Sequence[Any]
 """Where work items come from.
 
 A plain string is read the way Prodigy reads ``map.input``: a path to an existing file or
-one that ends in ``.json`` is a :class:`JsonFile`; anything else is a :class:`Command`.
+one that ends in ``.json`` is a :class:`JsonFile`; anything else is a :class:`CommandItems`.
 A list is taken as the items themselves.
 """
 
@@ -106,7 +111,7 @@ class Map:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agent", tuple(self.agent))
-        if not isinstance(self.input, str | JsonFile | Command):
+        if not isinstance(self.input, str | JsonFile | CommandItems):
             object.__setattr__(self, "input", tuple(self.input))
 
 
@@ -177,3 +182,14 @@ class Domain:
         if self.tests is None or isinstance(self.tests, Shell):
             return self.tests
         return Shell(self.tests, name="tests")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Command":
+        warnings.warn(
+            "treefork.domain.Command is deprecated; use CommandItems",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return CommandItems
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

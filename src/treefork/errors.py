@@ -22,6 +22,7 @@ at the boundary (``raise ... from``), never leaked.
     ├── InterpolationError       a ${...} reference cannot be resolved or safely inserted
     ├── BudgetExceededError      the budget is spent (used internally to stop new agents)
     ├── MergeRefusedError        merge review refused to merge (dirty checkout, failed job, ...)
+    ├── MissingExtraError        an optional part is not installed (names the pip command)
     ├── JobError                 a job cannot be found, resumed or is locked by another process
     │   └── JobLockedError       another process holds the job's lock (it is running)
     └── StoreError               the job store cannot be opened (unreadable, newer schema)
@@ -37,7 +38,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sqlite3
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = (
     "JobLockedError",
     "MergeConflictError",
     "MergeRefusedError",
+    "MissingExtraError",
     "Problem",
     "RepositoryError",
     "StepError",
@@ -267,6 +269,19 @@ class MergeRefusedError(TreeforkError):
         super().__init__(f"not merging into {target_branch}: {reason}{suffix}")
 
 
+class MissingExtraError(TreeforkError, ImportError):
+    """A feature needs an optional part of treefork that is not installed."""
+
+    def __init__(self, feature: str, extra: str, modules: Sequence[str]) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.modules = tuple(modules)
+        super().__init__(
+            f"{feature} needs treefork's {extra!r} extra ({', '.join(self.modules)} is "
+            f"missing): pip install 'treefork[{extra}]'"
+        )
+
+
 class JobError(TreeforkError):
     """A job cannot be found, resumed, or is held by another process."""
 
@@ -345,7 +360,8 @@ class DiskFullError(Exception):
 def _is_full(error: BaseException) -> bool:
     if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
         return True
-    if isinstance(error, sqlite3.Error):
+    sqlite3 = sys.modules.get("sqlite3")  # never imported here: no SQLite error without it
+    if sqlite3 is not None and isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
         return code == sqlite3.SQLITE_FULL or any(text in str(error) for text in _FULL_MESSAGES)
     if isinstance(error, GitError | StoreError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,27 @@ def _budget(budget: Budget | dict[str, Any] | None) -> Budget | None:
     return Budget(**budget)
 
 
+def _job_store(
+    job_store: JobStore | bool | None, deprecated: dict[str, Any]
+) -> JobStore | bool | None:
+    """``job_store``, or the deprecated ``store=`` keyword (a job store, not LangGraph's
+    ``BaseStore``, hence the new name)."""
+    unknown = set(deprecated) - {"store"}
+    if unknown:
+        raise TypeError(f"build_graph() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if "store" not in deprecated:
+        return job_store
+    if job_store is not None:
+        raise TypeError("build_graph() got both job_store= and its deprecated name store=")
+    warnings.warn(
+        "build_graph(store=) is deprecated; use job_store= (LangGraph's store is a BaseStore)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    value: JobStore | bool | None = deprecated["store"]
+    return value
+
+
 def _store_ref(store: JobStore | bool | None) -> StoreRef | None:
     if store is False:
         return None
@@ -73,11 +95,12 @@ def build_graph(
     claude_command: Sequence[str] | None = None,
     event_sinks: Sequence[EventSink] = (),
     keep_worktrees: bool = False,
-    store: JobStore | bool | None = None,
+    job_store: JobStore | bool | None = None,
     merge_steps: Sequence[Step] = (),
     merge_env: Mapping[str, str] | None = None,
     history: Literal["merges", "squash"] = "merges",
     repo: str | Path | None = None,
+    **deprecated: Any,
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
 
@@ -101,7 +124,7 @@ def build_graph(
         claude_command: argv template for Claude steps, ``{prompt}`` replaced.
         event_sinks: Extra callables receiving every progress event.
         keep_worktrees: Keep worktrees and branches of merged agents and domains.
-        store: Where the job is recorded: agent results the moment each agent finishes,
+        job_store: Where the job is recorded: agent results the moment each agent finishes,
             phase progress, the DLQ, the event log, worktrees and branches. None (the
             default) or True: the job store of the treefork home (``<home>/treefork.db``),
             so that invoking the graph again on the same thread (or with the same
@@ -131,7 +154,7 @@ def build_graph(
     problems = validate_definition(domains, max_parallel=max_parallel, budget=budget_value)
     if problems:
         raise DefinitionError(problems)
-    store_ref = _store_ref(store)
+    store_ref = _store_ref(_job_store(job_store, deprecated))
     settings = GraphSettings(
         domains=tuple(domains),
         analyzer=analyzer or RuleAnalyzer(fallback=fallback),

@@ -38,6 +38,7 @@ from treefork.cli.run import (
     _exit_code,
     _load,
     _say,
+    check_checkpointer,
     compile_workflow,
     job_report,
     record_interruption,
@@ -162,6 +163,7 @@ def resume(
         checkpointer=checkpointer,
         max_parallel=max_parallel,
     )
+    check_checkpointer(options["checkpointer"])
     console = make_console(stderr=as_json)
     try:
         state = run_async(_resume(workflow, options, console))

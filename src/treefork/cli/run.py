@@ -113,9 +113,32 @@ def graph(
     print(compiled.get_graph().draw_mermaid())
 
 
+def _is_postgres(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("postgres://", "postgresql://"))
+
+
+def check_checkpointer(url: str | None) -> None:
+    """Before anything is recorded: the checkpointer ``url`` names can be used here.
+
+    Exits with 2 and one line naming the ``pip install`` command when its extra is missing.
+    """
+    from treefork.errors import MissingExtraError
+    from treefork.extras import require
+
+    if _is_postgres(url):
+        try:
+            require("postgres", "--checkpointer postgres://...")
+        except MissingExtraError as error:
+            _say(f"error: {error}")
+            raise typer.Exit(EXIT_INVALID) from None
+
+
 @contextlib.asynccontextmanager
 async def _checkpointer(url: str | None, home: Path) -> AsyncIterator[Any]:
-    if url and url.startswith(("postgres://", "postgresql://")):
+    if url is not None and _is_postgres(url):
+        from treefork.extras import require
+
+        require("postgres", "--checkpointer postgres://...")
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         async with AsyncPostgresSaver.from_conn_string(url) as saver:
@@ -210,7 +233,7 @@ def compile_workflow(
         merge_steps=workflow.merge,
         merge_env=workflow.env,
         history=workflow.history,
-        store=store,
+        job_store=store,
     )
 
 
@@ -331,6 +354,7 @@ def run(
         _say("--yes and --no-merge exclude each other")
         raise typer.Exit(EXIT_INVALID)
     workflow = _load(file)
+    check_checkpointer(checkpointer)
     console = make_console(stderr=as_json)
     options = {
         "repo": _repository_path(repo),

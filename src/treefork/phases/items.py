@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from treefork.core.items import WorkItem, select_items
-from treefork.domain import Command, JsonFile, Map
+from treefork.domain import CommandItems, JsonFile, Map
 from treefork.environment import scrubbed_environment
 from treefork.errors import WorkItemError
 from treefork.runners.process import run_process
@@ -19,7 +19,7 @@ from treefork.workitems import load_items_file, parse_items_text
 __all__ = ("classify_input", "load_work_items")
 
 
-def classify_input(source: str, worktree: Path) -> JsonFile | Command:
+def classify_input(source: str, worktree: Path) -> JsonFile | CommandItems:
     """Read a plain ``map.input`` string the way Prodigy does.
 
     An existing file, or a single word ending in ``.json``, is a JSON file; anything else is
@@ -29,7 +29,7 @@ def classify_input(source: str, worktree: Path) -> JsonFile | Command:
     is_single_word = candidate and not any(character.isspace() for character in candidate)
     if is_single_word and ((worktree / candidate).is_file() or candidate.endswith(".json")):
         return JsonFile(candidate)
-    return Command(source)
+    return CommandItems(source)
 
 
 async def _document(
@@ -43,7 +43,7 @@ async def _document(
             functools.partial(load_items_file, path, source=source.path)
         )
         return document, source.path
-    if isinstance(source, Command):
+    if isinstance(source, CommandItems):
         result = await run_process(
             ["bash", "-c", source.command],
             cwd=worktree,

@@ -16,6 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from treefork.extras import require
+
+# The charts need plotly: without the 'report' extra, importing this package says so.
+require("report", "the HTML report (treefork report)")
+
+# ruff: noqa: E402 (the check above comes first)
 from treefork.domain import Domain, Map
 from treefork.graph import build_graph
 from treefork.report.graph import GraphShape, topological_order

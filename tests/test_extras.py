@@ -1,0 +1,91 @@
+"""Optional parts: a missing extra is one line naming the pip command, before anything runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cliutil import TRACEBACK, environment
+from gitutil import make_repo
+
+from treefork.errors import MissingExtraError
+from treefork.extras import EXTRAS, require
+
+# Runs treefork's command line in a process where the named modules cannot be imported,
+# as in an install without their extra.
+WITHOUT = """\
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None
+sys.argv = ["treefork", *sys.argv[2:]]
+from treefork.cli.app import main
+main()
+"""
+
+
+def _treefork_without(
+    modules: list[str], *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, ",".join(modules), *args],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_extra_is_installed_for_the_tests() -> None:
+    for extra in EXTRAS:
+        require(extra, "the tests")
+
+
+def test_a_missing_extra_raises_an_import_error_naming_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    with pytest.raises(ImportError, match=r"pip install 'treefork\[report\]'") as raised:
+        require("report", "the HTML report")
+    assert isinstance(raised.value, MissingExtraError)
+    assert raised.value.modules == ("plotly",)
+
+
+def test_report_without_its_extra_is_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"job_id": "j1", "event": "job_start", "ts": 1.0}) + "\n")
+    done = _treefork_without(["plotly"], "report", "j1", "--events", str(events), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert TRACEBACK not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: the HTML report (treefork report) needs treefork's 'report' extra (plotly is "
+        "missing): pip install 'treefork[report]'"
+    ]
+    assert not list(tmp_path.glob("report-*.html"))
+
+
+def test_a_postgres_checkpointer_without_its_extra_is_refused_before_anything_runs(
+    tmp_path: Path, treefork_home: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    workflow = tmp_path / "wf.yml"
+    workflow.write_text(
+        "name: pg\nmode: mapreduce\nmap:\n  input: \"printf 'a\\\\n'\"\n  agent_template:\n"
+        "    - shell: echo ${item}\n",
+        encoding="utf-8",
+    )
+    done = _treefork_without(
+        ["langgraph.checkpoint.postgres"],
+        "run", str(workflow), "--repo", str(repo), "--checkpointer", "postgres://localhost/x",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --checkpointer postgres://... needs treefork's 'postgres' extra "
+        "(langgraph.checkpoint.postgres is missing): pip install 'treefork[postgres]'"
+    )
+    assert not (treefork_home / "treefork.db").exists()  # no job recorded
