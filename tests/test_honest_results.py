@@ -265,3 +265,23 @@ async def test_gc_deletes_the_branches_of_squashed_work_and_keeps_unmerged_ones(
     assert treefork_branches(repo) == ["treefork/orphan/work"], gc.stdout
     assert "merged into one of your branches" in gc.stdout
     assert worktree_paths(repo) == [repo]
+
+
+def test_the_map_variable_has_exactly_the_fields_validate_accepts() -> None:
+    from treefork.core.items import MAP_FIELDS
+    from treefork.phases.reduce import map_summary
+
+    def result(index: int, status: str) -> Any:
+        return {
+            "item_id": str(index), "item_index": index, "item": f"i{index}", "status": status,
+            "error": None, "output_tail": "", "files": [], "commits": [],
+        }  # fmt: skip
+
+    summary = map_summary(
+        {"0": result(0, "succeeded"), "1": result(1, "failed"), "2": result(2, "succeeded")}
+    )
+    assert set(summary) == MAP_FIELDS
+    assert (summary["successful"], summary["failed"], summary["total"]) == (2, 1, 3)
+    assert summary["success_rate"] == 66.7
+    assert [entry["success"] for entry in summary["results"]] == [True, False, True]
+    assert map_summary({})["success_rate"] == 0.0

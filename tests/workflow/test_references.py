@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from treefork.errors import WorkflowError
@@ -128,3 +130,43 @@ def test_capture_outputs_of_setup_are_in_scope_for_agents() -> None:
         + agent("shell: echo ${when}")
     )
     assert problems_of(body) == []
+
+
+def test_a_typo_in_a_map_field_is_caught_at_validate_with_a_suggestion() -> None:
+    (message,) = problems_of(
+        agent("shell: echo ${item}") + "reduce:\n  - shell: echo ${map.sucessful}\n"
+    )
+    assert message == (
+        "reduce[0].shell: ${map.sucessful}: map has no field 'sucessful'; did you mean "
+        "'successful'? (its fields: failed, results, results_json, skipped, success_rate, "
+        "successful, total)"
+    )
+
+
+def test_every_documented_map_field_is_accepted_in_reduce() -> None:
+    fields = "${map.total} ${map.successful} ${map.failed} ${map.skipped} ${map.success_rate}"
+    results = (
+        "${map.results} ${map.results_json} ${map.results[0].output} ${map.results[1].item_id}"
+    )
+    body = agent("shell: echo ${item}") + f"reduce:\n  - shell: echo {fields} {results}\n"
+    assert problems_of(body) == []
+
+
+def test_the_typo_is_caught_by_run_before_any_agent_starts(tmp_path: Path) -> None:
+    from cliutil import treefork
+    from gitutil import make_repo, run_git
+
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    ran = tmp_path / "ran"
+    workflow = tmp_path / "typo.yml"
+    workflow.write_text(
+        "name: typo\nmode: mapreduce\nmap:\n  input: \"printf 'a\\\\n'\"\n  agent_template:\n"
+        f"    - shell: touch {ran}\nreduce:\n  - shell: echo ${{map.sucessful}}\n",
+        encoding="utf-8",
+    )
+    before = run_git(repo, "rev-parse", "main")
+    done = treefork("run", workflow, "--repo", repo, "--yes")
+    assert done.returncode == 2, done.stderr
+    assert f"{workflow}:8:" in done.stderr and "did you mean 'successful'?" in done.stderr
+    assert not ran.exists()  # no agent ran, no budget spent
+    assert run_git(repo, "rev-parse", "main") == before

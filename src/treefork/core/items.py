@@ -49,12 +49,19 @@ from treefork.core.sorting import SortError, SortKey, parse_sort_spec, sort_item
 from treefork.errors import WorkItemError
 
 __all__ = (
+    "MAP_FIELDS",
     "WorkItem",
     "assign_item_ids",
     "compile_json_path",
     "extract_items",
     "select_items",
 )
+
+
+MAP_FIELDS = frozenset(
+    {"successful", "failed", "skipped", "total", "success_rate", "results", "results_json"}
+)
+"""The fields of ``${map}`` in reduce (``validate`` checks references against them)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from treefork.core.items import MAP_FIELDS
 from treefork.domain import Domain
 from treefork.runners.steps import StepContext, StepsOutcome, run_steps
 from treefork.runtime import JobRuntime
@@ -16,13 +17,15 @@ __all__ = ("map_summary", "run_reduce", "run_tests")
 
 
 def map_summary(results: Mapping[str, AgentResult]) -> dict[str, Any]:
-    """The ``map`` variable reduce steps see: successful, failed, skipped, total, results."""
+    """The ``map`` variable reduce steps see: successful, failed, skipped, total,
+    success_rate (a percentage), results (each with ``success``) and results_json."""
     ordered = sorted(results.values(), key=lambda result: result["item_index"])
     per_item = [
         {
             "item_id": result["item_id"],
             "item": result["item"],
             "status": result["status"],
+            "success": result["status"] == "succeeded",
             "error": result["error"],
             "output": result["output_tail"],
             "files": result["files"],
@@ -30,14 +33,18 @@ def map_summary(results: Mapping[str, AgentResult]) -> dict[str, Any]:
         }
         for result in ordered
     ]
-    return {
-        "successful": sum(result["status"] == "succeeded" for result in ordered),
+    successful = sum(result["status"] == "succeeded" for result in ordered)
+    summary = {
+        "successful": successful,
         "failed": sum(result["status"] == "failed" for result in ordered),
         "skipped": sum(result["status"] == "skipped" for result in ordered),
         "total": len(ordered),
+        "success_rate": round(100 * successful / len(ordered), 1) if ordered else 0.0,
         "results": per_item,
         "results_json": json.dumps(per_item),
     }
+    assert set(summary) == MAP_FIELDS
+    return summary
 
 
 def _context(

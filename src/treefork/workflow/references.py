@@ -21,12 +21,14 @@ names (``${HOME}``) are left to the process environment and never reported.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from treefork.core.interpolate import references, render_shell, render_text
+from treefork.core.items import MAP_FIELDS
 from treefork.errors import InterpolationError, Problem
 from treefork.workflow.layout import PhaseKind, StepAt, handler_steps, step_kind
 from treefork.workflow.source import DataPath, SourceMap, dotted
@@ -81,8 +83,13 @@ def capture_root(name: Any) -> str | None:
     return _root(name.strip())
 
 
+def _stand_in(name: str) -> Any:
+    # ``map`` has a fixed set of fields: a reference to another is a typo, caught here.
+    return dict.fromkeys(MAP_FIELDS, _ANY) if name == "map" else _ANY
+
+
 def _unresolved(template: str, names: Collection[str], *, shell: bool) -> list[InterpolationError]:
-    scope: dict[str, Any] = dict.fromkeys(names, _ANY)
+    scope: dict[str, Any] = {name: _stand_in(name) for name in names}
     found: list[InterpolationError] = []
     seen: set[tuple[str, str]] = set()
     for _ in range(_MAX_ROUNDS):
@@ -129,14 +136,21 @@ class PhaseScope:
         names = set(self.known) | ({"shell"} if self.shell_ran else set())
         return names | ({str(name) for name in env} if isinstance(env, dict) else set())
 
+    def _map_problem(self, error: InterpolationError, shown: str, phase: str) -> str | None:
+        if self.kind != "reduce":
+            return f"{shown} is not available in {phase}: map results exist only in reduce"
+        if "has no field" in error.reason:
+            return _unknown_map_field(error.reference, shown)
+        return None
+
     def explain(self, error: InterpolationError, fragment: str) -> str:
         root, phase = _root(error.reference), _PHASE_NAMES[self.kind]
         shown = fragment if fragment.endswith("}") else f"${{{error.reference}}}"
         if root in ITEM_ROOTS and self.kind != "agent":
             hint = "; ${map.results} holds every item's result" if self.kind == "reduce" else ""
             return f"{shown} is not available in {phase}: only map agents have an item{hint}"
-        if root == "map" and self.kind != "reduce":
-            return f"{shown} is not available in {phase}: map results exist only in reduce"
+        if root == "map" and (problem := self._map_problem(error, shown, phase)):
+            return problem
         if root == "merge" and self.kind != "merge":
             return f"{shown} is only available in merge steps"
         if root == "shell":
@@ -148,6 +162,16 @@ class PhaseScope:
             where = dotted(self.later_captures[root])
             return f"unknown variable ${{{root}}}: it is captured only later, by {where}"
         return error.reason
+
+
+def _unknown_map_field(reference: str, shown: str) -> str:
+    """``${map.sucessful}``: the field, the one it was probably meant to be, and the list."""
+    field_name = _ROOT.match(reference[len("map.") :] or "?")
+    wrong = field_name.group(0) if field_name else reference
+    close = difflib.get_close_matches(wrong, sorted(MAP_FIELDS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    fields = ", ".join(sorted(MAP_FIELDS))
+    return f"{shown}: map has no field {wrong!r}{hint} (its fields: {fields})"
 
 
 _TEXT_FIELDS: tuple[tuple[tuple[str, ...], bool], ...] = (
