@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cliutil import TRACEBACK, environment
+from cliutil import environment
 from gitutil import make_repo
 
 from treefork.errors import MissingExtraError
@@ -48,24 +47,11 @@ def test_every_extra_is_installed_for_the_tests() -> None:
 def test_a_missing_extra_raises_an_import_error_naming_the_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "plotly", None)
-    with pytest.raises(ImportError, match=r"pip install 'treefork\[report\]'") as raised:
-        require("report", "the HTML report")
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ImportError, match=r"pip install 'treefork\[postgres\]'") as raised:
+        require("postgres", "the PostgreSQL checkpointer")
     assert isinstance(raised.value, MissingExtraError)
-    assert raised.value.modules == ("plotly",)
-
-
-def test_report_without_its_extra_is_one_line(tmp_path: Path) -> None:
-    events = tmp_path / "events.jsonl"
-    events.write_text(json.dumps({"job_id": "j1", "event": "job_start", "ts": 1.0}) + "\n")
-    done = _treefork_without(["plotly"], "report", "j1", "--events", str(events), cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert TRACEBACK not in done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "error: the HTML report (treefork report) needs treefork's 'report' extra (plotly is "
-        "missing): pip install 'treefork[report]'"
-    ]
-    assert not list(tmp_path.glob("report-*.html"))
+    assert raised.value.modules == ("psycopg",)
 
 
 def test_a_postgres_checkpointer_without_its_extra_is_refused_before_anything_runs(

@@ -1,13 +1,13 @@
 """Optional parts of treefork and the extras that install them.
 
-The core install runs jobs, the command line, the demo and SQLite checkpoints. Heavier
+The core install runs jobs, the command line, the demo, the HTML report (its charts are
+inline SVG) and SQLite checkpoints. Heavier
 parts come with an extra:
 
 ==========  ==========================================  ================================
 extra       what it adds                                what needs it
 ==========  ==========================================  ================================
 postgres    LangGraph's PostgreSQL checkpointer          ``--checkpointer postgres://…``
-report      plotly, for the report's charts             ``treefork report``
 all         every extra above
 ==========  ==========================================  ================================
 
@@ -24,7 +24,6 @@ __all__ = ("EXTRAS", "require")
 
 EXTRAS = {
     "postgres": ("langgraph.checkpoint.postgres", "psycopg"),
-    "report": ("plotly",),
 }
 """The modules each extra installs."""
 

@@ -21,7 +21,7 @@ _FLAGS = (
     "--hide-scrollbars",
     # Nothing may be fetched: every host name fails to resolve.
     "--host-resolver-rules=MAP * ~NOTFOUND",
-    # Let the page's scripts run (plotly draws, then the bars are marked) before the dump.
+    # Let the page settle before the dump or the screenshot.
     "--virtual-time-budget=10000",
 )
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pngutil import boxes_of_colour, first_row_of_colour
 
 from treefork import Budget, Domain, Map, Shell, build_graph
+from treefork.report.charts import LANE_COLOUR, STATUS_COLOURS, TRACK_PIXELS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -99,13 +101,68 @@ def test_the_timeline_holds_one_bar_per_agent_offline(
     assert str(page) in result.stdout
     html = page.read_text()
     assert not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)\s*=", html), "loads nothing"
+    assert "<script" not in html, "the charts are SVG: nothing to run"
     dom = browse(page, "--dump-dom")
-    assert 'id="timeline"' in dom and 'data-rendered="true"' in dom, "plotly drew the timeline"
+    assert '<svg id="timeline"' in dom
     bars = re.findall(r'data-agent="([^"]+)" data-status="([^"]+)"', dom)
     assert sorted(agent for agent, _ in bars) == sorted(_agents(events))
     assert len(bars) == 6
     statuses = {status for _, status in bars}
     assert {"succeeded", "conflict", "failed", "skipped"} <= statuses
+
+
+def test_a_screenshot_shows_one_bar_per_agent_in_its_outcome_colour(
+    finished_job: tuple[str, list[dict[str, Any]]], tmp_path: Path, browse: Browse
+) -> None:
+    job_id, events = finished_job
+    page = tmp_path / "report.html"
+    assert _report(job_id, page).returncode == 0
+    screenshot = tmp_path / "timeline.png"
+    # Wide enough that the timeline is drawn at 1:1.
+    browse(page, "--window-size=1400,1100", f"--screenshot={screenshot}")
+
+    # The timeline starts where its first lane's background does; the badges above it (in
+    # the same colours) are left out.
+    top = first_row_of_colour(screenshot, LANE_COLOUR)
+    assert top is not None, "no timeline in the screenshot"
+    bar_height = round(0.78 * TRACK_PIXELS)
+    counts = {
+        status: sum(
+            1
+            for _, y, width, height in boxes_of_colour(screenshot, colour)
+            if y >= top and abs(height - bar_height) <= 2 and width >= 3
+        )
+        for status, colour in STATUS_COLOURS.items()
+    }
+    drawn = re.findall(r'<rect data-agent="[^"]+" data-status="([^"]+)"', page.read_text())
+    expected = {status: drawn.count(status) for status in STATUS_COLOURS}
+    assert counts == expected, (counts, expected)
+    assert sum(counts.values()) == len(_agents(events)) == 6
+    assert {"succeeded", "conflict", "failed", "skipped"} <= {s for s, n in counts.items() if n}
+
+
+def test_a_100_agent_report_is_under_300_kb(tmp_path: Path, repo: Path) -> None:
+    events: list[dict[str, Any]] = []
+    many = Domain(
+        "many",
+        keywords=["many"],
+        map=Map(input=[f"item-{n:03d}" for n in range(100)], agent=[Shell("true")],
+                isolation="none", max_parallel=8),
+    )  # fmt: skip
+    graph = build_graph([many], auto_approve=True, event_sinks=[events.append], job_store=False)
+    out = asyncio.run(graph.ainvoke({"task": "many", "repo": str(repo)}))
+    log = tmp_path / "events.jsonl"
+    log.write_text("".join(json.dumps(event, default=str) + "\n" for event in events))
+    page = tmp_path / "many.html"
+    treefork = Path(sys.executable).with_name("treefork")
+    done = subprocess.run(
+        [str(treefork), "report", out["job_id"], "--events", str(log), "-o", str(page)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert len(re.findall(r"<rect data-agent=", html)) == 100
+    assert page.stat().st_size <= 300 * 1024, page.stat().st_size
 
 
 def test_the_page_shows_summary_failures_and_the_graph(

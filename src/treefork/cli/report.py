@@ -80,13 +80,7 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report of a job: timeline, budget, failures, graph."""
-    from treefork.errors import MissingExtraError
-
-    try:
-        from treefork.report import write_report
-    except MissingExtraError as error:
-        _err.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    from treefork.report import write_report
 
     home = treefork_home()
     if events_file is not None:

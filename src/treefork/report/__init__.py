@@ -5,7 +5,7 @@
     build_report_model(job, events)   model.py     pure: summary, budget, failures, outcomes
       ├─ the page's records           records.py   frozen values, no behaviour
       └─ placing on the timeline      timeline.py  bars on lanes and tracks, phases, markers
-    render_report(model, shape)       html.py      the page; charts.py (plotly), graph.py (SVG)
+    render_report(model, shape)       html.py      the page; charts.py and graph.py (inline SVG)
     graph_shape()                                  the node order of treefork's compiled graphs
     write_report(path, job, events)                all of the above, written to one file
 """
@@ -16,12 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from treefork.extras import require
-
-# The charts need plotly: without the 'report' extra, importing this package says so.
-require("report", "the HTML report (treefork report)")
-
-# ruff: noqa: E402 (the check above comes first)
 from treefork.domain import Domain, Map
 from treefork.graph import build_graph
 from treefork.report.graph import GraphShape, topological_order

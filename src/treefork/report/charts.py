@@ -1,25 +1,31 @@
-"""The report's charts, drawn with plotly: the timeline and the budget over time.
+"""The report's charts as inline SVG: the timeline and the budget over time.
 
-The timeline has one lane per domain: the domain's phases on its first row, then one bar
-per agent, coloured by outcome, on as many rows as agents ran at once. Merges, conflicts and
-budget exhaustion are markers on the lane; job-wide events (the final merge) are vertical
-lines. Agent bars belong to traces whose ``meta`` is ``"agents"`` and carry
-``[domain, item, status]`` as custom data, which the page uses to mark each drawn bar.
+No chart library and no script: the browser draws the SVG as it is, offline, and each
+shape's ``<title>`` is its tooltip. The timeline has one lane per domain: the domain's
+phases on its first row, then one bar per agent, coloured by outcome, on as many rows as
+agents ran at once. Merges, conflicts and budget exhaustion are markers on the lane;
+job-wide events (the final merge) are vertical lines. Every agent bar is a ``rect`` with
+``data-agent`` (``domain/item``) and ``data-status``, so the page can be checked, and
+scripted, bar by bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
-from typing import Any
 
-# plotly ships no type information (no py.typed): its figures are typed as Any here.
-import plotly.graph_objects as go  # type: ignore[import-untyped]
-from plotly.subplots import make_subplots  # type: ignore[import-untyped]
+from treefork.report.records import AgentBar, BudgetPoint, ReportModel
 
-from treefork.report.records import AgentBar, Lane, Marker, PhaseSpan, ReportModel
-
-__all__ = ("STATUS_COLOURS", "budget_figure", "shorten", "timeline_figure")
+__all__ = (
+    "LANE_COLOUR",
+    "STATUS_COLOURS",
+    "TIMELINE_WIDTH",
+    "TRACK_PIXELS",
+    "budget_svg",
+    "shorten",
+    "timeline_svg",
+)
 
 STATUS_COLOURS: Mapping[str, str] = {
     "succeeded": "#2e9d57",
@@ -31,12 +37,19 @@ STATUS_COLOURS: Mapping[str, str] = {
 """Bar colour by agent outcome."""
 
 _PHASE_COLOURS = {"setup": "#dfe9f7", "map": "#e8f3e8", "reduce": "#f6eedd", "tests": "#efe4f6"}
-_MARKERS = {
-    "merge": ("diamond", "#1b6e3a", "merge"),
-    "conflict": ("x", "#e8871e", "conflict"),
-    "budget": ("triangle-down", "#7b3fa0", "budget reached"),
-}
-_TRACK_PIXELS = 24
+_MARKER_COLOURS = {"merge": "#1b6e3a", "conflict": "#e8871e", "budget": "#7b3fa0"}
+_MARKER_LABELS = {"merge": "merge", "conflict": "conflict", "budget": "budget reached"}
+
+TIMELINE_WIDTH = 1200
+"""The timeline's width in pixels (its ``viewBox`` too: drawn at 1:1 when there is room)."""
+LANE_COLOUR = "#f4f6f9"
+"""The background of the first lane (and every other one)."""
+TRACK_PIXELS = 24
+"""The height of one row of a lane."""
+_LEFT, _RIGHT, _TOP, _BOTTOM = 120, 24, 30, 44
+_BAR = 0.78  # of a row
+_PHASE = 0.62
+_CHAR_PIXELS = 6.6  # of 11 px text, to decide whether a label fits its bar
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -44,276 +57,264 @@ def shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _n(value: float) -> str:
+    """A coordinate, short."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _ticks(end: float, count: int = 8) -> list[float]:
+    """Round tick values from 0 to ``end``: steps of 1, 2 or 5 times a power of ten."""
+    raw = max(end, 1e-9) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(end / step) + 1)]
+
+
+def _seconds_label(value: float) -> str:
+    return f"{value:g}s"
+
+
 # -- the timeline --------------------------------------------------------------------------
 
 
-def _min_width(model: ReportModel) -> float:
-    return max(model.summary.duration * 0.004, 0.05)
-
-
-def _agent_hover(bar: AgentBar) -> str:
+def _agent_tooltip(bar: AgentBar) -> str:
     lines = [
-        f"<b>{escape(bar.item)}</b> ({escape(bar.domain)})",
+        f"{bar.item} ({bar.domain})",
         f"{bar.status}, {bar.start:.1f}s → {bar.end:.1f}s ({bar.end - bar.start:.1f}s)",
     ]
     if bar.files:
-        lines.append(f"files: {escape(shorten(', '.join(bar.files), 120))}")
+        lines.append(f"files: {shorten(', '.join(bar.files), 120)}")
     if bar.tokens or bar.cost:
         lines.append(f"tokens {bar.tokens:,}, cost {bar.cost:.4f}")
     if bar.error:
-        lines.append(f"error: {escape(shorten(bar.error, 160))}")
-    return "<br>".join(lines)
+        lines.append(f"error: {shorten(bar.error, 160)}")
+    return "\n".join(lines)
 
 
-def _agent_traces(model: ReportModel) -> list[go.Bar]:
-    traces = []
-    minimum = _min_width(model)
-    for status, colour in STATUS_COLOURS.items():
-        bars = [bar for bar in model.bars if bar.status == status]
-        if not bars:
-            continue
-        lane_of = {lane.domain: lane for lane in model.lanes}
-        traces.append(
-            go.Bar(
-                name=status,
-                meta="agents",
-                orientation="h",
-                base=[bar.start for bar in bars],
-                x=[max(bar.end - bar.start, minimum) for bar in bars],
-                y=[lane_of[bar.domain].offset + bar.track for bar in bars],
-                width=0.78,
-                marker={"color": colour, "line": {"width": 0}},
-                customdata=[[bar.domain, bar.item, bar.status] for bar in bars],
-                hovertext=[_agent_hover(bar) for bar in bars],
-                hoverinfo="text",
-                text=[bar.item for bar in bars],
-                textposition="inside",
-                insidetextanchor="start",
-                textfont={"color": "#fff", "size": 11},
-                cliponaxis=False,
-            )
-        )
-    return traces
-
-
-def _phase_trace(model: ReportModel) -> go.Bar | None:
-    phases: Sequence[PhaseSpan] = model.phases
-    lane_of = {lane.domain: lane for lane in model.lanes}
-    shown = [span for span in phases if span.domain in lane_of]
-    if not shown:
-        return None
-    minimum = _min_width(model)
-    return go.Bar(
-        name="phases",
-        meta="phases",
-        orientation="h",
-        base=[span.start for span in shown],
-        x=[max(span.end - span.start, minimum) for span in shown],
-        y=[lane_of[span.domain].offset for span in shown],
-        width=0.62,
-        marker={
-            "color": [_PHASE_COLOURS.get(span.phase, "#eceff3") for span in shown],
-            "line": {
-                "color": ["#d64541" if span.ok is False else "#b8c0cc" for span in shown],
-                "width": 1,
-            },
-        },
-        text=[span.phase for span in shown],
-        textposition="inside",
-        insidetextanchor="middle",
-        textfont={"color": "#374151", "size": 11},
-        hovertext=[
-            f"{escape(span.domain)}: {escape(span.phase)} {span.start:.1f}s → {span.end:.1f}s"
-            + (" (failed)" if span.ok is False else "")
-            for span in shown
-        ],
-        hoverinfo="text",
-        showlegend=False,
+def _label(text: str, x: float, y: float, width: float, *, colour: str, anchor: str) -> str:
+    if width < len(text) * _CHAR_PIXELS + 6:
+        return ""
+    at = x + 4 if anchor == "start" else x + width / 2
+    return (
+        f'<text x="{_n(at)}" y="{_n(y)}" fill="{colour}" text-anchor="{anchor}" '
+        f'dominant-baseline="central" pointer-events="none">{escape(text)}</text>'
     )
 
 
-def _marker_traces(model: ReportModel) -> list[go.Scatter]:
-    lane_of = {lane.domain: lane for lane in model.lanes}
-    traces = []
-    for kind, (symbol, colour, label) in _MARKERS.items():
-        points = [m for m in model.markers if m.kind == kind and m.domain in lane_of]
-        if not points:
-            continue
-        traces.append(
-            go.Scatter(
-                name=label,
-                meta=f"markers:{kind}",
-                mode="markers",
-                x=[m.at for m in points],
-                y=[lane_of[str(m.domain)].offset for m in points],
-                marker={
-                    "symbol": symbol,
-                    "size": 11,
-                    "color": colour,
-                    "line": {"color": "#fff", "width": 1},
-                },
-                hovertext=[escape(m.label) for m in points],
-                hoverinfo="text",
-            )
+def _marker_shape(kind: str, x: float, y: float) -> str:
+    colour = _MARKER_COLOURS[kind]
+    r = 6.0
+    if kind == "merge":
+        points = f"{_n(x)},{_n(y - r)} {_n(x + r)},{_n(y)} {_n(x)},{_n(y + r)} {_n(x - r)},{_n(y)}"
+        return f'<polygon points="{points}" fill="{colour}" stroke="#fff"/>'
+    if kind == "conflict":
+        d = (
+            f"M{_n(x - r)},{_n(y - r)}L{_n(x + r)},{_n(y + r)}"
+            f"M{_n(x + r)},{_n(y - r)}L{_n(x - r)},{_n(y + r)}"
         )
-    return traces
+        return f'<path d="{d}" stroke="{colour}" stroke-width="3"/>'
+    points = f"{_n(x - r)},{_n(y - r)} {_n(x + r)},{_n(y - r)} {_n(x)},{_n(y + r)}"
+    return f'<polygon points="{points}" fill="{colour}" stroke="#fff"/>'
 
 
-def _lane_shapes(lanes: Sequence[Lane], job_markers: Sequence[Marker]) -> list[dict[str, Any]]:
-    shapes: list[dict[str, Any]] = []
-    for index, lane in enumerate(lanes):
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "paper",
-                "x0": 0,
-                "x1": 1,
-                "layer": "below",
-                "line": {"width": 0},
-                "y0": lane.offset - 0.5,
-                "y1": lane.offset + lane.tracks - 0.5,
-                "fillcolor": "#f4f6f9" if index % 2 == 0 else "#ffffff",
-            }
+def _legend(statuses: Sequence[str], markers: Sequence[str]) -> str:
+    parts, x = [], float(_LEFT)
+    for status in statuses:
+        parts.append(
+            f'<g class="legend"><circle cx="{_n(x + 5)}" cy="14" r="5" '
+            f'fill="{STATUS_COLOURS[status]}"/><text x="{_n(x + 14)}" y="14" '
+            f'dominant-baseline="central">{escape(status)}</text></g>'
         )
-    for marker in job_markers:
-        colour = _MARKERS[marker.kind][1]
-        shapes.append(
-            {
-                "type": "line",
-                "yref": "paper",
-                "y0": 0,
-                "y1": 1,
-                "x0": marker.at,
-                "x1": marker.at,
-                "line": {"color": colour, "width": 2, "dash": "dot"},
-            }
+        x += 22 + len(status) * _CHAR_PIXELS
+    for kind in markers:
+        label = _MARKER_LABELS[kind]
+        parts.append(
+            f'<g class="legend">{_marker_shape(kind, x + 5, 14)}<text x="{_n(x + 14)}" y="14" '
+            f'dominant-baseline="central">{escape(label)}</text></g>'
         )
-    return shapes
+        x += 22 + len(label) * _CHAR_PIXELS
+    return "".join(parts)
 
 
-def timeline_figure(model: ReportModel) -> go.Figure:
-    figure = go.Figure()
-    phase_trace = _phase_trace(model)
-    if phase_trace is not None:
-        figure.add_trace(phase_trace)
-    for trace in [*_agent_traces(model), *_marker_traces(model)]:
-        figure.add_trace(trace)
+def timeline_svg(model: ReportModel) -> str:
+    """The timeline as one ``<svg id="timeline">`` element."""
+    end = max(model.summary.duration, 0.001) * 1.03
+    plot_width = TIMELINE_WIDTH - _LEFT - _RIGHT
     tracks = sum(lane.tracks for lane in model.lanes) or 1
-    job_markers = [m for m in model.markers if m.domain is None]
-    figure.update_layout(
-        barmode="overlay",
-        height=150 + tracks * _TRACK_PIXELS,
-        margin={"l": 110, "r": 24, "t": 30, "b": 48},
-        plot_bgcolor="#ffffff",
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-        hoverlabel={"align": "left"},
-        shapes=_lane_shapes(model.lanes, job_markers),
-        annotations=[
-            {
-                "x": m.at,
-                "y": 1,
-                "yref": "paper",
-                "text": escape(m.label),
-                "showarrow": False,
-                "yanchor": "bottom",
-                "xanchor": "right",
-                "font": {"color": _MARKERS[m.kind][1], "size": 11},
-            }
-            for m in job_markers
-        ],
-        xaxis={
-            "title": {"text": "seconds since the job started"},
-            "rangemode": "tozero",
-            "range": [0, max(model.summary.duration, 0.001) * 1.03],
-            "gridcolor": "#e5e7eb",
-            "zeroline": False,
-        },
-        yaxis={
-            "autorange": "reversed",
-            "tickvals": [lane.offset + (lane.tracks - 1) / 2 for lane in model.lanes],
-            "ticktext": [escape(lane.domain) for lane in model.lanes],
-            "range": [tracks - 0.5, -0.5],
-            "showgrid": False,
-            "zeroline": False,
-        },
+    height = _TOP + tracks * TRACK_PIXELS + _BOTTOM
+    bottom = _TOP + tracks * TRACK_PIXELS
+
+    def x_of(seconds: float) -> float:
+        return _LEFT + min(max(seconds, 0.0), end) / end * plot_width
+
+    def row_middle(row: int) -> float:
+        return _TOP + (row + 0.5) * TRACK_PIXELS
+
+    minimum = 6.0  # pixels: an instant agent (one the budget skipped) is still visible
+    lane_of = {lane.domain: lane for lane in model.lanes}
+    parts: list[str] = []
+    for index, each in enumerate(model.lanes):
+        lane_top = _TOP + each.offset * TRACK_PIXELS
+        fill = LANE_COLOUR if index % 2 == 0 else "#ffffff"
+        parts.append(
+            f'<rect class="lane" x="{_LEFT}" y="{lane_top}" width="{plot_width}" '
+            f'height="{each.tracks * TRACK_PIXELS}" fill="{fill}"/>'
+            f'<text class="lane-name" x="{_LEFT - 8}" '
+            f'y="{_n(lane_top + each.tracks * TRACK_PIXELS / 2)}" text-anchor="end" '
+            f'dominant-baseline="central">{escape(shorten(each.domain, 16))}</text>'
+        )
+    for tick in _ticks(end):
+        x = x_of(tick)
+        parts.append(
+            f'<line class="grid" x1="{_n(x)}" x2="{_n(x)}" y1="{_TOP}" y2="{bottom}" '
+            f'stroke="#e5e7eb"/><text x="{_n(x)}" y="{bottom + 14}" text-anchor="middle">'
+            f"{_seconds_label(tick)}</text>"
+        )
+    parts.append(
+        f'<text x="{_n(_LEFT + plot_width / 2)}" y="{height - 8}" text-anchor="middle" '
+        'class="axis-title">seconds since the job started</text>'
     )
-    return figure
+    for span in model.phases:
+        lane = lane_of.get(span.domain)
+        if lane is None:
+            continue
+        x, width = x_of(span.start), max(x_of(span.end) - x_of(span.start), minimum)
+        h = _PHASE * TRACK_PIXELS
+        middle = row_middle(lane.offset)
+        y = middle - h / 2
+        stroke = "#d64541" if span.ok is False else "#b8c0cc"
+        tip = f"{span.domain}: {span.phase} {span.start:.1f}s → {span.end:.1f}s" + (
+            " (failed)" if span.ok is False else ""
+        )
+        parts.append(
+            f'<g class="phase" data-phase="{escape(span.phase)}"><title>{escape(tip)}</title>'
+            f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(width)}" height="{_n(h)}" '
+            f'fill="{_PHASE_COLOURS.get(span.phase, "#eceff3")}" stroke="{stroke}"/>'
+            + _label(span.phase, x, middle, width, colour="#374151", anchor="middle")
+            + "</g>"
+        )
+    for bar in model.bars:
+        lane = lane_of.get(bar.domain)
+        if lane is None:
+            continue
+        row = lane.offset + bar.track
+        x, width = x_of(bar.start), max(x_of(bar.end) - x_of(bar.start), minimum)
+        h = _BAR * TRACK_PIXELS
+        y = row_middle(row) - h / 2
+        parts.append(
+            f'<g class="agent"><title>{escape(_agent_tooltip(bar))}</title>'
+            f'<rect data-agent="{escape(bar.domain)}/{escape(bar.item)}" '
+            f'data-status="{escape(bar.status)}" x="{_n(x)}" y="{_n(y)}" width="{_n(width)}" '
+            f'height="{_n(h)}" fill="{STATUS_COLOURS.get(bar.status, "#6c8ebf")}"/>'
+            f"{_label(bar.item, x, row_middle(row), width, colour='#ffffff', anchor='start')}</g>"
+        )
+    for marker in model.markers:
+        if marker.domain is None:
+            x = x_of(marker.at)
+            colour = _MARKER_COLOURS[marker.kind]
+            parts.append(
+                f'<g class="job-marker"><title>{escape(marker.label)}</title>'
+                f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_TOP}" y2="{bottom}" stroke="{colour}" '
+                f'stroke-width="2" stroke-dasharray="3 3"/><text x="{_n(x - 4)}" '
+                f'y="{_TOP - 4}" text-anchor="end" fill="{colour}">'
+                f"{escape(marker.label)}</text></g>"
+            )
+            continue
+        marked = lane_of.get(marker.domain)
+        if marked is None:
+            continue
+        parts.append(
+            f'<g class="marker" data-kind="{marker.kind}"><title>{escape(marker.label)}</title>'
+            f"{_marker_shape(marker.kind, x_of(marker.at), row_middle(marked.offset))}</g>"
+        )
+    statuses = [status for status in STATUS_COLOURS if any(b.status == status for b in model.bars)]
+    kinds = [k for k in _MARKER_COLOURS if any(m.kind == k and m.domain for m in model.markers)]
+    return (
+        f'<svg id="timeline" class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{TIMELINE_WIDTH}" height="{height}" viewBox="0 0 {TIMELINE_WIDTH} {height}" '
+        f'role="img" aria-label="timeline of the job">{_legend(statuses, kinds)}'
+        f"{''.join(parts)}</svg>"
+    )
 
 
 # -- the budget chart ----------------------------------------------------------------------
 
+_PANEL_HEIGHT = 90
+_PANEL_GAP = 26
 
-def budget_figure(model: ReportModel) -> go.Figure:
+
+def _step_path(
+    points: Sequence[BudgetPoint],
+    value: Callable[[BudgetPoint], float],
+    x_of: Callable[[float], float],
+    y_of: Callable[[float], float],
+    end: float,
+) -> str:
+    if not points:
+        return ""
+    d = f"M{_n(x_of(points[0].at))},{_n(y_of(value(points[0])))}"
+    for point in points[1:]:
+        d += f"H{_n(x_of(point.at))}V{_n(y_of(value(point)))}"
+    return d + f"H{_n(x_of(end))}"
+
+
+def budget_svg(model: ReportModel) -> str:
+    """Tokens, cost and agent runs over the job, one panel each, with their limits."""
     points = model.budget
-    figure = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.12,
-        row_heights=[0.62, 0.38],
-        specs=[[{"secondary_y": True}], [{}]],
-    )
-    at = [p.at for p in points]
-    figure.add_trace(
-        go.Scatter(
-            name="tokens",
-            x=at,
-            y=[p.tokens for p in points],
-            line_shape="hv",
-            line={"color": "#3b6fb6"},
-        ),
-        row=1,
-        col=1,
-    )
-    figure.add_trace(
-        go.Scatter(
-            name="cost",
-            x=at,
-            y=[p.cost for p in points],
-            line_shape="hv",
-            line={"color": "#c2410c"},
-        ),
-        row=1,
-        col=1,
-        secondary_y=True,
-    )
-    figure.add_trace(
-        go.Scatter(
-            name="agent runs",
-            x=at,
-            y=[p.agent_runs for p in points],
-            line_shape="hv",
-            line={"color": "#2e9d57"},
-        ),
-        row=2,
-        col=1,
-    )
-    limits = {"tokens": (1, False), "cost": (1, True), "agent_runs": (2, False)}
-    for key, (row, secondary) in limits.items():
-        value = model.budget_limit.get(key)
-        if value is not None:
-            figure.add_hline(
-                y=value,
-                line={"dash": "dash", "color": "#7b3fa0"},
-                row=row,
-                col=1,
-                secondary_y=secondary,
-                annotation_text=f"{key} limit {value:g}",
+    end = max(model.summary.duration, points[-1].at if points else 0.0, 0.001) * 1.03
+    plot_width = TIMELINE_WIDTH - _LEFT - _RIGHT
+    panels: list[tuple[str, str, Callable[[BudgetPoint], float], str]] = [
+        ("tokens", "tokens", lambda p: float(p.tokens), "#3b6fb6"),
+        ("cost", "cost", lambda p: p.cost, "#c2410c"),
+        ("agent_runs", "agent runs", lambda p: float(p.agent_runs), "#2e9d57"),
+    ]
+    height = 16 + len(panels) * (_PANEL_HEIGHT + _PANEL_GAP) + 30
+
+    def x_of(seconds: float) -> float:
+        return _LEFT + min(max(seconds, 0.0), end) / end * plot_width
+
+    parts: list[str] = []
+    for index, (key, title, value, colour) in enumerate(panels):
+        top = 16 + index * (_PANEL_HEIGHT + _PANEL_GAP)
+        limit = model.budget_limit.get(key)
+        highest = max([value(p) for p in points] + [limit or 0.0, 0.0])
+        scale = highest * 1.1 or 1.0
+
+        def y_of(amount: float, top: float = top, scale: float = scale) -> float:
+            return top + _PANEL_HEIGHT - amount / scale * _PANEL_HEIGHT
+
+        shown = f"{value(points[-1]):g}" if points else "0"
+        parts.append(
+            f'<g class="panel" data-series="{key}"><rect x="{_LEFT}" y="{top}" '
+            f'width="{plot_width}" height="{_PANEL_HEIGHT}" fill="#fafbfc" stroke="#e5e7eb"/>'
+            f'<text x="{_LEFT - 8}" y="{top + _PANEL_HEIGHT / 2}" text-anchor="end" '
+            f'dominant-baseline="central">{escape(title)}</text>'
+            f'<text x="{_LEFT - 8}" y="{top + 8}" text-anchor="end" class="note">'
+            f"{_n(scale)}</text>"
+            f'<title>{escape(title)}: {shown} at the end</title>'
+            f'<path d="{_step_path(points, value, x_of, y_of, end)}" fill="none" '
+            f'stroke="{colour}" stroke-width="2"/>'
+        )
+        if limit is not None:
+            y = y_of(limit)
+            parts.append(
+                f'<line x1="{_LEFT}" x2="{_LEFT + plot_width}" y1="{_n(y)}" y2="{_n(y)}" '
+                f'stroke="#7b3fa0" stroke-dasharray="5 4"/><text x="{_LEFT + plot_width - 4}" '
+                f'y="{_n(y - 4)}" text-anchor="end" fill="#7b3fa0">{escape(title)} limit '
+                f"{limit:g}</text>"
             )
-    figure.update_layout(
-        height=360,
-        margin={"l": 70, "r": 70, "t": 30, "b": 40},
-        plot_bgcolor="#ffffff",
-        legend={"orientation": "h", "y": 1.08, "x": 0},
+        parts.append("</g>")
+    bottom = 16 + len(panels) * (_PANEL_HEIGHT + _PANEL_GAP) - _PANEL_GAP
+    for tick in _ticks(end):
+        x = x_of(tick)
+        parts.append(
+            f'<text x="{_n(x)}" y="{bottom + 14}" text-anchor="middle">{_seconds_label(tick)}'
+            "</text>"
+        )
+    return (
+        f'<svg id="budget-chart" class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{TIMELINE_WIDTH}" height="{height}" viewBox="0 0 {TIMELINE_WIDTH} {height}" '
+        f'role="img" aria-label="budget over time">{"".join(parts)}'
+        f'<text x="{_n(_LEFT + plot_width / 2)}" y="{height - 6}" text-anchor="middle">'
+        "seconds since the job started</text></svg>"
     )
-    figure.update_xaxes(
-        title_text="seconds since the job started", row=2, col=1, rangemode="tozero"
-    )
-    figure.update_yaxes(title_text="tokens", row=1, col=1, rangemode="tozero", gridcolor="#e5e7eb")
-    figure.update_yaxes(
-        title_text="cost", row=1, col=1, secondary_y=True, rangemode="tozero", showgrid=False
-    )
-    figure.update_yaxes(
-        title_text="agent runs", row=2, col=1, rangemode="tozero", gridcolor="#e5e7eb"
-    )
-    return figure

@@ -1,54 +1,21 @@
 """The run report as one self-contained HTML page that works offline.
 
-Charts are drawn by plotly, whose JavaScript bundle is inlined once in the page (no network
-at view time); the graph is inline SVG (:mod:`treefork.report.graph`). After plotly draws
-the timeline, a small script marks each agent's bar with ``data-agent`` (``domain/item``)
-and ``data-status``, so the page can be checked, and scripted, bar by bar.
+The charts (:mod:`treefork.report.charts`) and the graph (:mod:`treefork.report.graph`) are
+inline SVG: no script, no chart library, nothing fetched at view time. Each agent's bar
+carries ``data-agent`` (``domain/item``) and ``data-status``, so the page can be checked,
+and scripted, bar by bar.
 """
 
 from __future__ import annotations
 
 import time
 from html import escape
-from typing import Any
 
-# plotly ships no type information (no py.typed).
-import plotly.io as pio  # type: ignore[import-untyped]
-from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
-
-from treefork.report.charts import budget_figure, timeline_figure
+from treefork.report.charts import budget_svg, timeline_svg
 from treefork.report.graph import GraphShape, flow_svg
 from treefork.report.records import ReportModel
 
 __all__ = ("render_report",)
-
-_PLOT_CONFIG = {
-    "displaylogo": False,
-    "responsive": True,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
-}
-
-_TAG_SCRIPT = """
-(function () {
-  function tagAgentBars(gd) {
-    gd.querySelectorAll('g.trace.bars').forEach(function (layer) {
-      var calc = layer.__data__;
-      var trace = calc && calc[0] && calc[0].trace;
-      if (!trace || trace.meta !== 'agents') { return; }
-      layer.querySelectorAll('g.point').forEach(function (point) {
-        var datum = trace.customdata[point.__data__.i];
-        point.setAttribute('data-agent', datum[0] + '/' + datum[1]);
-        point.setAttribute('data-status', datum[2]);
-      });
-    });
-    gd.setAttribute('data-rendered', 'true');
-  }
-  var timeline = document.getElementById('timeline');
-  if (!timeline || !window.Plotly) { return; }
-  timeline.on('plotly_afterplot', function () { tagAgentBars(timeline); });
-  tagAgentBars(timeline);
-})();
-"""
 
 _CSS = """
 :root { color-scheme: light; --ok: #2e9d57; --failed: #d64541; --running: #6c8ebf;
@@ -81,6 +48,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 12.5px;
       background: #f8f8fa; padding: 6px 8px; border-radius: 4px; max-height: 14em; overflow: auto; }
 .note { color: var(--muted); font-size: 13px; }
+svg.chart { max-width: 100%; height: auto; font-size: 11px; display: block; }
+svg.chart text:not([fill]) { fill: #374151; }
+svg.chart .lane-name { font-size: 12px; fill: #1f2328; }
+svg.chart .legend text { fill: #1f2328; }
 svg.flow { max-width: 100%; height: auto; font-size: 12px; }
 svg.flow .edge { fill: none; stroke: #9aa0a6; stroke-width: 1.3; }
 svg.flow marker path { fill: #9aa0a6; }
@@ -220,16 +191,8 @@ def _files_html(model: ReportModel) -> str:
     )
 
 
-def _plot(figure: Any, div_id: str) -> str:
-    return str(
-        pio.to_html(
-            figure, include_plotlyjs=False, full_html=False, div_id=div_id, config=_PLOT_CONFIG
-        )
-    )
-
-
 def render_report(model: ReportModel, shape: GraphShape | None = None) -> str:
-    """The report page for a model (one HTML document; plotly.js inlined).
+    """The report page for a model: one HTML document, its charts inline SVG.
 
     Args:
         model: From :func:`treefork.report.model.build_report_model`.
@@ -241,7 +204,7 @@ def render_report(model: ReportModel, shape: GraphShape | None = None) -> str:
     summary = model.summary
     title = f"treefork job {summary.job_id}"
     timeline = (
-        _plot(timeline_figure(model), "timeline")
+        timeline_svg(model)
         if model.bars or model.phases
         else '<div id="timeline" class="empty">No agent ran.</div>'
     )
@@ -250,7 +213,6 @@ def render_report(model: ReportModel, shape: GraphShape | None = None) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
 <style>{_CSS}</style>
-<script>{get_plotlyjs()}</script>
 </head><body>
 <header><h1>{escape(title)} {_badge(summary.status)}</h1>
 <div class="task">{escape(summary.task)}</div></header>
@@ -263,11 +225,10 @@ outcome. Agents that ran at the same time sit on separate rows of the lane.</p>
 {_agents_table(model)}
 </section>
 <section id="budget"><h2>Budget over time</h2>
-{_plot(budget_figure(model), "budget-chart")}</section>
+{budget_svg(model)}</section>
 {_failures_html(model)}
 {_graph_html(model, shape)}
 {_files_html(model)}
 </main>
-<script>{_TAG_SCRIPT}</script>
 </body></html>
 """
