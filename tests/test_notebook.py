@@ -62,3 +62,22 @@ def test_quickstart_runs_without_errors_and_merges_twice(
     assert "all tests passed: True | status: succeeded" in printed
     assert "report.html" in printed
     assert sys.executable  # the kernel is this interpreter's (ipykernel's own kernel spec)
+
+
+def test_quickstart_shows_rich_html_and_prints_no_warning(bare_machine: Path, tmp_path: Path) -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=90,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+        extra_arguments=[f"--HistoryManager.hist_file={tmp_path / 'history.sqlite'}"],
+    )
+    client.execute()
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    html = [output["data"]["text/html"] for output in outputs if "text/html" in output.get("data", {})]
+    assert any('class="treefork-job"' in page and "succeeded" in page for page in html)
+    assert any(page.startswith("<iframe srcdoc=") and "timeline" in page for page in html)
+    stderr = [output.get("text", "") for output in outputs if output.get("name") == "stderr"]
+    assert stderr == [], stderr  # no warning of any kind

@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
         WorkflowError,
     )
     from treefork.graph import build_graph
+    from treefork.notebook import view
     from treefork.state import ParallelInput, ParallelOutput, ParallelState
     from treefork.steps import (
         AgentContext,
@@ -74,6 +75,7 @@ __all__ = (
     "WriteFile",
     "__version__",
     "build_graph",
+    "view",
 )
 
 # Names are imported on first use (PEP 562): ``import treefork`` and the command line's
@@ -111,6 +113,7 @@ _MODULES = {
     "Shell": "treefork.steps",
     "Usage": "treefork.steps",
     "WriteFile": "treefork.steps",
+    "view": "treefork.notebook",
 }
 
 
