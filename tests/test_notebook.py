@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,5 +80,18 @@ def test_quickstart_shows_rich_html_and_prints_no_warning(bare_machine: Path, tm
     html = [output["data"]["text/html"] for output in outputs if "text/html" in output.get("data", {})]
     assert any('class="treefork-job"' in page and "succeeded" in page for page in html)
     assert any(page.startswith("<iframe srcdoc=") and "timeline" in page for page in html)
+    # The progress table: one display per run, updated in place (no widget library).
+    def progress_tables(cell: Any) -> list[Any]:
+        return [
+            o for o in cell.get("outputs", [])
+            if o.get("output_type") == "display_data"
+            and o.get("data", {}).get("text/plain") == "progress"
+        ]  # fmt: skip
+
+    per_cell = [len(progress_tables(c)) for c in notebook.cells if c.cell_type == "code"]
+    assert sum(per_cell) >= 2 and max(per_cell) == 1, per_cell  # one table per run, updated
+    finished = [t for c in notebook.cells for t in progress_tables(c)]
+    assert all("treefork job" in t["data"]["text/html"] for t in finished)
+    assert any(">succeeded<" in t["data"]["text/html"] for t in finished)
     stderr = [output.get("text", "") for output in outputs if output.get("name") == "stderr"]
     assert stderr == [], stderr  # no warning of any kind

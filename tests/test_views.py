@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from treefork import view
-from treefork.notebook import DlqView, JobView, ReportView
+from treefork.notebook import DlqView, JobView, NotebookProgress, ReportView
 
 STATE = {
     "job_id": "j1",
@@ -58,3 +58,28 @@ def test_a_report_is_shown_inline_in_a_sandboxed_frame(tmp_path: Path) -> None:
 def test_anything_else_is_a_clear_type_error() -> None:
     with pytest.raises(TypeError, match="got int"):
         view(3)
+
+
+def test_progress_outside_a_kernel_is_a_plain_line_per_phase_agent_and_domain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    progress = NotebookProgress()
+    for event in (
+        {"event": "job_start", "job_id": "j1"},
+        {"event": "phase_start", "job_id": "j1", "domain": "docs", "phase": "map"},
+        {"event": "agent_start", "job_id": "j1", "domain": "docs", "item": "a"},
+        {
+            "event": "agent_end",
+            "job_id": "j1",
+            "domain": "docs",
+            "item": "a",
+            "status": "succeeded",
+        },
+    ):
+        progress(event)
+    assert capsys.readouterr().out.splitlines() == [
+        "[docs] map ...",
+        "[docs] agent a: succeeded",
+    ]
+    html = progress._repr_html_()
+    assert "treefork job j1" in html and ">map<" in html

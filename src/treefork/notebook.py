@@ -14,13 +14,15 @@ files merged; the failed items; the report page inline. Each also has a plain ``
 from __future__ import annotations
 
 import json
+import sys
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
-__all__ = ("DlqView", "JobView", "ReportView", "view")
+__all__ = ("DlqView", "JobView", "NotebookProgress", "ReportView", "view")
 
 _COLOURS = {
     "succeeded": "#2e9d57",
@@ -168,3 +170,88 @@ def view(value: Any) -> JobView | DlqView | ReportView:
         "view() shows a job's state (what ainvoke returned), a list of DLQ entries "
         f"(JobStore.dlq) or a report's .html path; got {type(value).__name__}"
     )
+
+
+def _ipython_display() -> Any:
+    """IPython's ``display`` when running in a kernel, else None."""
+    shell_module = sys.modules.get("IPython")
+    if shell_module is None:
+        return None
+    shell = getattr(shell_module, "get_ipython", lambda: None)()
+    if shell is None or not hasattr(shell, "kernel"):
+        return None
+    from IPython.display import display  # noqa: PLC0415 (only inside a kernel)
+
+    return display
+
+
+@dataclass(frozen=True)
+class _Html:
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return "progress"
+
+
+@dataclass
+class NotebookProgress:
+    """An event sink for ``build_graph(event_sinks=[...])`` that shows progress in a notebook.
+
+    In a Jupyter kernel: one HTML table per run, updated in place as events come (each
+    domain's phase and its agents running, done and failed), with no widget library. Outside
+    one: a plain line per phase, agent and domain, as the command line prints them.
+    """
+
+    _counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    _phases: dict[str, str] = field(default_factory=dict)
+    _handle: Any = None
+    _job: str | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind, domain = event.get("event"), str(event.get("domain") or "")
+        if kind == "job_start" or event.get("job_id") != self._job:
+            self._job, self._handle = event.get("job_id"), None
+            self._counts.clear()
+            self._phases.clear()
+        if kind == "phase_start":
+            self._phases[domain] = str(event.get("phase"))
+        elif kind == "agent_start":
+            self._counts[domain]["running"] += 1
+        elif kind == "agent_end":
+            self._counts[domain]["running"] -= 1
+            self._counts[domain][str(event.get("status"))] += 1
+        elif kind == "domain_end":
+            self._phases[domain] = str(event.get("status"))
+        display = _ipython_display()
+        if display is None:
+            from treefork.cli.progress import PlainProgress  # noqa: PLC0415
+
+            PlainProgress(sys.stdout)(event)
+            return
+        shown = _Html(self._repr_html_())
+        if self._handle is None:
+            self._handle = display(shown, display_id=True)
+        else:
+            self._handle.update(shown)
+
+    def _repr_html_(self) -> str:
+        rows = [_row("domain", "phase", "running", "done", "failed", "skipped", head=True)]
+        for domain in sorted(set(self._phases) | set(self._counts)):
+            counts = self._counts[domain]
+            rows.append(
+                _row(
+                    escape(domain),
+                    _badge(self._phases.get(domain, "-")),
+                    str(counts["running"]),
+                    str(counts["succeeded"]),
+                    str(counts["failed"]),
+                    str(counts["skipped"]),
+                )
+            )
+        table = "".join(rows)
+        return f"<b>treefork job {escape(str(self._job))}</b><table {_TABLE}>{table}</table>"
