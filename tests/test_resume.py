@@ -105,7 +105,7 @@ async def _run(
 ) -> dict[str, Any]:
     domain = _map_only_domain(log) if map_only else _domain(log)
     async with AsyncSqliteSaver.from_conn_string(str(home / checkpoints)) as saver:
-        graph = build_graph([domain], auto_approve=True, checkpointer=saver, store=store)
+        graph = build_graph([domain], auto_approve=True, checkpointer=saver, job_store=store)
         config = {"configurable": {"thread_id": "job-1"}}
         state_in = None if resume else {"task": "docs", "repo": str(repo), "job_id": "job-1"}
         return dict(await graph.ainvoke(state_in, config))
