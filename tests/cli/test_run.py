@@ -404,3 +404,22 @@ def test_stdout_is_only_json_even_when_every_item_fails(tmp_path: Path, repo: Pa
         "1",
     ]
     assert report["dlq"] == 2
+
+
+def test_a_workflow_without_a_name_and_a_defaulted_count_runs_under_its_files_name(
+    tmp_path: Path, repo: Path
+) -> None:
+    text = SIMPLE.replace("name: simple\n", "").replace(
+        "max_parallel: 2", "max_parallel: ${MAX_WORKERS:-2}"
+    )
+    workflow = _write(tmp_path, text, "nightly-docs.yml")
+
+    finished = treefork("run", workflow, "--repo", repo, "--yes", "--json")
+
+    assert finished.returncode == 0, finished.stderr
+    report = finished.report()
+    assert report["merge"]["status"] == "merged"
+    assert set(report["domains"]) == {"nightly-docs"}
+    (job,) = [json.loads(line) for line in treefork("jobs", "--json").stdout.splitlines()]
+    assert job["workflow"] == "nightly-docs"
+    assert (repo / "out-a.txt").exists() and (repo / "out-b.txt").exists()

@@ -175,3 +175,28 @@ def test_arbitrary_domain_entries_never_crash(entries: dict[str, Any]) -> None:
         parse_workflow(dump(document), path="fuzz.yml", env={})
     except WorkflowError as error:
         assert error.problems
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, 4), ({"MAX_WORKERS": "3"}, 3), ({"MAX_WORKERS": ""}, 4)],
+)
+def test_a_count_may_name_a_variable_with_a_default(env: dict[str, str], expected: int) -> None:
+    text = VALID.replace("${PARALLEL}", "${MAX_WORKERS:-4}")
+    workflow = parse_workflow(text, path="defaults.yml", env=env)
+    domain_map = workflow.domains[0].map
+    assert domain_map is not None and domain_map.max_parallel == expected
+
+
+def test_a_bad_default_is_named_in_the_problem() -> None:
+    text = VALID.replace("${PARALLEL}", "${MAX_WORKERS:-many}")
+    with pytest.raises(WorkflowError, match=r"\$\{MAX_WORKERS\} is unset: its default 'many'"):
+        parse_workflow(text, path="defaults.yml", env={})
+
+
+def test_a_prodigy_workflow_without_a_name_is_named_after_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "nightly-review.yml"
+    path.write_text(VALID.replace("name: ok\n", ""), encoding="utf-8")
+    workflow = load_workflow(path, env={"PARALLEL": "2"})
+    assert workflow.name == "nightly-review"
+    assert [domain.name for domain in workflow.domains] == ["nightly-review"]

@@ -30,6 +30,8 @@ __all__ = (
 )
 
 _ENV_REFERENCE = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?")
+_DEFAULTED_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):-(?P<default>[^}]*)\}")
+"""``${NAME:-default}``: the default when NAME is unset or empty, as in the shell."""
 
 
 def env_text(value: Any) -> str:
@@ -133,7 +135,8 @@ def resolve_env(
 def resolve_count(
     value: int | str | None, chain: Sequence[Mapping[str, str]]
 ) -> tuple[int | None, str | None]:
-    """A whole number of at least 1, given directly or as ``${NAME}`` / ``$NAME``.
+    """A whole number of at least 1, given directly or as ``${NAME}``, ``$NAME`` or
+    ``${NAME:-default}``.
 
     Args:
         value: The setting as written (None when absent).
@@ -145,13 +148,18 @@ def resolve_count(
     if value is None:
         return None, None
     text = str(value).strip()
-    reference = _ENV_REFERENCE.fullmatch(text)
+    reference = _ENV_REFERENCE.fullmatch(text) or _DEFAULTED_REFERENCE.fullmatch(text)
     source = ""
     if isinstance(value, str) and reference is not None:
-        found = _lookup(reference.group("name"), chain)
-        if found is None:
-            return None, _undefined(reference.group("name"), chain)
-        source, text = f" (${{{reference.group('name')}}} is {found!r})", found.strip()
+        name = reference.group("name")
+        found = _lookup(name, chain)
+        default = reference.groupdict().get("default")
+        if found is None and default is None:
+            return None, _undefined(name, chain)
+        if found is None or (found == "" and default is not None):
+            source, text = f" (${{{name}}} is unset: its default {default!r})", str(default)
+        else:
+            source, text = f" (${{{name}}} is {found!r})", found.strip()
     if not re.fullmatch(r"[+-]?\d+", text):
         return None, f"must be a whole number of at least 1, got {value!r}{source}"
     number = int(text)

@@ -107,6 +107,13 @@ def parse_workflow(
         WorkflowError: Every problem in the file, each at ``file:line:col``.
     """
     document = parse_yaml(text, name=str(path))
+    if (
+        isinstance(document.data, dict)
+        and "name" not in document.data
+        and workflow_format(document.data) != "treefork"
+    ):
+        # Prodigy's name is optional: the file's stem, as for treefork's own format.
+        document.data["name"] = Path(path).stem
     spec, problems = _validate_schema(document.data, document.source)
     findings = check_document(document.data, document.source, env or {})
     problems = sorted([*problems, *findings.problems], key=_sort_key)
