@@ -170,3 +170,8 @@ def test_the_typo_is_caught_by_run_before_any_agent_starts(tmp_path: Path) -> No
     assert f"{workflow}:8:" in done.stderr and "did you mean 'successful'?" in done.stderr
     assert not ran.exists()  # no agent ran, no budget spent
     assert run_git(repo, "rev-parse", "main") == before
+
+
+def test_an_unknown_compound_variable_is_named_whole() -> None:
+    (message,) = problems_of(agent("shell: echo ${workflow.name}"))
+    assert message == "map.agent_template[0].shell: unknown variable ${workflow.name}"
