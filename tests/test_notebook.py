@@ -22,19 +22,34 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 
-@pytest.fixture
-def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A home without any git configuration; the kernel inherits this environment."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The quickstart, run once top to bottom in a real kernel on a bare machine: a home
+    without any git configuration, which the kernel inherits. Both tests read its outputs."""
+    folder = tmp_path_factory.mktemp("quickstart")
+    home = folder / "home"
     home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "no-gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
-    for name in list(os.environ):
-        if name.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")) or name in ("EMAIL", "TREEFORK_HOME"):
-            monkeypatch.delenv(name)
-    return home
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "no-gitconfig"))
+        monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+        for name in list(os.environ):
+            if name.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")) or name in (
+                "EMAIL",
+                "TREEFORK_HOME",
+            ):
+                monkeypatch.delenv(name)
+        notebook = nbformat.read(NOTEBOOK, as_version=4)
+        client = nbclient.NotebookClient(
+            notebook,
+            timeout=90,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(folder)}},
+            extra_arguments=[f"--HistoryManager.hist_file={folder / 'history.sqlite'}"],
+        )
+        client.execute()  # raises CellExecutionError on the first failing cell
+    return notebook
 
 
 def _text(cell: dict[str, object]) -> str:
@@ -42,20 +57,8 @@ def _text(cell: dict[str, object]) -> str:
     return "".join(str(output.get("text", "")) for output in outputs)  # type: ignore[union-attr]
 
 
-def test_quickstart_runs_without_errors_and_merges_twice(
-    bare_machine: Path, tmp_path: Path
-) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=90,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-        extra_arguments=[f"--HistoryManager.hist_file={tmp_path / 'history.sqlite'}"],
-    )
-
-    client.execute()  # raises CellExecutionError on the first failing cell
-
+def test_quickstart_runs_without_errors_and_merges_twice(executed: Any) -> None:
+    notebook = executed
     printed = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert "question: Merge treefork/" in printed
     assert printed.count("merged - merged into main") == 2
@@ -65,17 +68,8 @@ def test_quickstart_runs_without_errors_and_merges_twice(
     assert sys.executable  # the kernel is this interpreter's (ipykernel's own kernel spec)
 
 
-def test_quickstart_shows_rich_html_and_prints_no_warning(bare_machine: Path, tmp_path: Path) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=90,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-        extra_arguments=[f"--HistoryManager.hist_file={tmp_path / 'history.sqlite'}"],
-    )
-    client.execute()
-
+def test_quickstart_shows_rich_html_and_prints_no_warning(executed: Any) -> None:
+    notebook = executed
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     html = [output["data"]["text/html"] for output in outputs if "text/html" in output.get("data", {})]
     assert any('class="treefork-job"' in page and "succeeded" in page for page in html)

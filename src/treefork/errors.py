@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -328,33 +327,25 @@ def _size(count: float) -> str:
     return f"{count:.1f} GB"  # pragma: no cover
 
 
-def _existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 class DiskFullError(Exception):
     """There is no space left where treefork was writing.
 
     Attributes:
         path: What was being written (a database, a worktree, a file).
-        free: Bytes free on that file system when the error was seen (None: unknown).
         needed: Bytes treefork asks to be freed there.
     """
 
     def __init__(self, path: str | Path, *, needed: int = MIN_FREE_BYTES) -> None:
         self.path = Path(path)
-        try:
-            self.free: int | None = shutil.disk_usage(_existing(self.path)).free
-        except OSError:
-            self.free = None
         self.needed = needed
-        free = "unknown space" if self.free is None else _size(self.free)
-        super().__init__(
-            f"no space left on device at {self.path} ({free} free; "
-            f"free at least {_size(needed)} there)"
-        )
+        super().__init__(self.describe(None))
+
+    def describe(self, free: int | None) -> str:
+        """The message, with the space ``free`` there now when the caller has measured it
+        (raising never touches the disk: the error is made wherever writing failed)."""
+        shown = "" if free is None else f"{_size(free)} free; "
+        needed = _size(self.needed)
+        return f"no space left on device at {self.path} ({shown}free at least {needed} there)"
 
 
 def _is_full(error: BaseException) -> bool:

@@ -22,18 +22,18 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from treefork.cli.progress import PlainProgress
+from treefork.report.charts import STATUS_COLOURS
+
 __all__ = ("DlqView", "JobView", "NotebookProgress", "ReportView", "view")
 
 _COLOURS = {
-    "succeeded": "#2e9d57",
-    "merged": "#2e9d57",
-    "partial": "#e8871e",
-    "pending": "#6c8ebf",
-    "failed": "#d64541",
-    "conflict": "#d64541",
-    "refused": "#d64541",
-    "skipped": "#9aa0a6",
-    "nothing_to_merge": "#9aa0a6",
+    **STATUS_COLOURS,  # the report's, for agents and domains
+    "merged": STATUS_COLOURS["succeeded"],
+    "partial": STATUS_COLOURS["conflict"],
+    "pending": STATUS_COLOURS["unfinished"],
+    "refused": STATUS_COLOURS["failed"],
+    "nothing_to_merge": STATUS_COLOURS["skipped"],
 }
 _TABLE = 'style="border-collapse:collapse;font-size:13px"'
 _CELL = 'style="padding:3px 10px;border-bottom:1px solid #e5e7eb;text-align:left"'
@@ -211,6 +211,7 @@ class NotebookProgress:
     _phases: dict[str, str] = field(default_factory=dict)
     _handle: Any = None
     _job: str | None = None
+    _plain: PlainProgress = field(default_factory=lambda: PlainProgress(sys.stdout))
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind, domain = event.get("event"), str(event.get("domain") or "")
@@ -229,9 +230,7 @@ class NotebookProgress:
             self._phases[domain] = str(event.get("status"))
         display = _ipython_display()
         if display is None:
-            from treefork.cli.progress import PlainProgress  # noqa: PLC0415
-
-            PlainProgress(sys.stdout)(event)
+            self._plain(event)
             return
         shown = _Html(self._repr_html_())
         if self._handle is None:

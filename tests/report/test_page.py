@@ -73,10 +73,10 @@ def finished_job(repo: Path, treefork_home: Path) -> tuple[str, list[dict[str, A
     return out["job_id"], events
 
 
-def _report(job_id: str, output: Path) -> subprocess.CompletedProcess[str]:
+def _report(job_id: str, output: Path, *options: str) -> subprocess.CompletedProcess[str]:
     treefork = Path(sys.executable).with_name("treefork")
     return subprocess.run(
-        [str(treefork), "report", job_id, "-o", str(output)],
+        [str(treefork), "report", job_id, "-o", str(output), *options],
         capture_output=True,
         text=True,
         check=False,
@@ -154,11 +154,7 @@ def test_a_100_agent_report_is_under_300_kb(tmp_path: Path, repo: Path) -> None:
     log = tmp_path / "events.jsonl"
     log.write_text("".join(json.dumps(event, default=str) + "\n" for event in events))
     page = tmp_path / "many.html"
-    treefork = Path(sys.executable).with_name("treefork")
-    done = subprocess.run(
-        [str(treefork), "report", out["job_id"], "--events", str(log), "-o", str(page)],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    done = _report(out["job_id"], page, "--events", str(log))
     assert done.returncode == 0, done.stderr
     html = page.read_text()
     assert len(re.findall(r"<rect data-agent=", html)) == 100

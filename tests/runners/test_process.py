@@ -14,8 +14,8 @@ from treefork.environment import READ_ONLY_REFUSAL, scrubbed_environment
 from treefork.runners.process import run_process
 
 
-async def _pgid_of(path: Path) -> int:
-    """Wait until the script has written its process group id."""
+async def _number_in(path: Path) -> int:
+    """Wait until the script has written a number (a process or group id) to ``path``."""
     file = anyio.Path(path)
     for _ in range(500):
         if await file.exists() and (text := (await file.read_text()).strip()):
@@ -109,7 +109,7 @@ async def test_cancellation_kills_the_group_and_propagates(
                 raise
 
         group.start_soon(run)
-        pgid = await _pgid_of(tmp_path / "pgid")
+        pgid = await _number_in(tmp_path / "pgid")
         assert live_in_group(pgid)
         group.cancel_scope.cancel()
     assert cancelled
@@ -221,15 +221,6 @@ ESCAPES = {
 }
 
 
-async def _escaped_pid(path: Path) -> int:
-    file = anyio.Path(path)
-    for _ in range(500):
-        if await file.exists() and (text := (await file.read_text()).strip()):
-            return int(text)
-        await anyio.sleep(0.01)
-    raise AssertionError(f"{path} was never written")
-
-
 @pytest.mark.parametrize("escape", ESCAPES)
 async def test_a_child_that_leaves_the_group_is_killed_when_the_step_ends(
     tmp_path: Path, escape: str
@@ -240,7 +231,7 @@ async def test_a_child_that_leaves_the_group_is_killed_when_the_step_ends(
             ["bash", "-c", script], cwd=tmp_path, env=scrubbed_environment(), kill_grace=0.5
         )
     assert result.exit_code == 0, result.stderr
-    pid = await _escaped_pid(tmp_path / "pid")
+    pid = await _number_in(tmp_path / "pid")
     assert not is_running(pid), f"{escape}: {pid} outlived its step"
 
 
@@ -258,7 +249,7 @@ async def test_a_child_that_leaves_the_group_is_killed_at_the_timeout(
             kill_grace=0.5,
         )
     assert result.timed_out
-    pid = await _escaped_pid(tmp_path / "pid")
+    pid = await _number_in(tmp_path / "pid")
     assert not is_running(pid), f"{escape}: {pid} outlived the timeout"
 
 
@@ -275,7 +266,7 @@ async def test_an_escaped_child_that_ignores_sigterm_is_killed_after_the_grace(
             kill_grace=0.3,
         )
     assert result.timed_out
-    assert not is_running(await _escaped_pid(tmp_path / "pid"))
+    assert not is_running(await _number_in(tmp_path / "pid"))
 
 
 async def test_processes_of_another_command_are_left_alone(tmp_path: Path) -> None:
@@ -291,7 +282,7 @@ async def test_processes_of_another_command_are_left_alone(tmp_path: Path) -> No
                 kill_grace=0.5,
             )
         )
-        pid = await _escaped_pid(other / "pid")
+        pid = await _number_in(other / "pid")
         await run_process(["true"], cwd=tmp_path, env=scrubbed_environment())
         assert is_running(pid)
     assert not is_running(pid)

@@ -230,12 +230,16 @@ def _index(value: Any, index: int, path: str, expression: str) -> Any:
     )
 
 
-def _unknown_variable(root: str, scope: Mapping[str, Any]) -> InterpolationError:
+def _unknown_variable(
+    root: str, scope: Mapping[str, Any], expression: str | None = None
+) -> InterpolationError:
+    """``root`` is not in scope; the message names the whole ``expression``
+    (``${workflow.name}``, not ``${workflow}``)."""
     if root in RESERVED_ROOTS:
         return InterpolationError(root, f"${{{root}}} is not in scope here ({_SCOPE_HINTS[root]})")
     close = difflib.get_close_matches(root, [str(name) for name in scope], n=1, cutoff=0.6)
     hint = f"; did you mean ${{{close[0]}}}?" if close else ""
-    return InterpolationError(root, f"unknown variable ${{{root}}}{hint}")
+    return InterpolationError(root, f"unknown variable ${{{expression or root}}}{hint}")
 
 
 def resolve(expression: str, scope: Mapping[str, Any]) -> Any:
@@ -258,7 +262,7 @@ def resolve(expression: str, scope: Mapping[str, Any]) -> Any:
         raise InterpolationError(expression, "not a valid reference")
     root = root_match.group(0)
     if root not in scope:
-        raise _unknown_variable(root, scope)
+        raise _unknown_variable(root, scope, expression)
     value, path, position = scope[root], root, root_match.end()
     while position < len(expression):
         token = _ACCESSOR_TOKEN.match(expression, position)
@@ -299,4 +303,4 @@ def value_of(
         return None
     if reference.default is not None:
         return reference.default
-    raise _unknown_variable(reference.root, scope)
+    raise _unknown_variable(reference.root, scope, reference.expression)

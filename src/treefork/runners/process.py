@@ -108,18 +108,21 @@ def _environment_of(pid: str) -> bytes:
         return b""  # ended while we looked, or not ours to read
 
 
+def _has_tag(environment: bytes, entry: bytes) -> bool:
+    """Whether ``NAME=value`` is one of the NUL-terminated entries of an environ file."""
+    return b"\0" + entry + b"\0" in b"\0" + environment
+
+
 def _tagged(entry: bytes) -> list[int]:
     """Processes whose environment holds ``entry`` (``NAME=value``); zombies have none."""
     if not os.path.isdir("/proc"):
         return []
     own = os.getpid()
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != own:
-            environment = _environment_of(pid)
-            if environment.startswith(entry + b"\0") or b"\0" + entry + b"\0" in environment:
-                found.append(int(pid))
-    return found
+    return [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and int(pid) != own and _has_tag(_environment_of(pid), entry)
+    ]
 
 
 def _signal_tagged(entry: bytes, signum: signal.Signals) -> None:
@@ -131,8 +134,7 @@ def _signal_tagged(entry: bytes, signum: signal.Signals) -> None:
         except OSError:
             continue
         try:
-            environment = _environment_of(str(pid))
-            if b"\0" + entry + b"\0" in b"\0" + environment:
+            if _has_tag(_environment_of(str(pid)), entry):
                 signal.pidfd_send_signal(handle, signum)
         except OSError:
             pass

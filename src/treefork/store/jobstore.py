@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from treefork.errors import DiskFullError, StoreError, disk_full_in
+from treefork.errors import StoreError, disk_full_in
 from treefork.store.schema import migrate
 
 T = TypeVar("T")
@@ -203,9 +203,7 @@ class JobStore:
     def _failure(self, error: BaseException) -> Exception:
         """What each write of a failed batch gets: a full disk as such, else a store error."""
         full = disk_full_in(error, default=self.path)
-        if full is not None:
-            return DiskFullError(self.path)
-        return StoreError(self.path, str(error))
+        return full if full is not None else StoreError(self.path, str(error))
 
     def write_batch(self, writes: Sequence[Callable[[], Any]]) -> list[BaseException | None]:
         """Run several writes (calls of this store's methods) in one transaction.

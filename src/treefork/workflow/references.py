@@ -161,15 +161,7 @@ class PhaseScope:
         if root in self.later_captures:
             where = dotted(self.later_captures[root])
             return f"unknown variable ${{{root}}}: it is captured only later, by {where}"
-        return _whole_reference(error, root, shown)
-
-
-def _whole_reference(error: InterpolationError, root: str, shown: str) -> str:
-    """The problem, naming the whole reference (``${workflow.name}``, not ``${workflow}``)."""
-    whole = shown.startswith("${") and shown.endswith("}")
-    if whole and error.reason == f"unknown variable ${{{root}}}":
-        return f"unknown variable {shown}"
-    return error.reason
+        return error.reason
 
 
 def _unknown_map_field(reference: str, shown: str) -> str:
