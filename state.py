@@ -96,6 +96,8 @@ class AgentResult(TypedDict):
     """Paths the agent left uncommitted (the item failed; see ``Map.auto_commit``)."""
     worktree: NotRequired[str | None]
     """The worktree kept for inspection when the agent left uncommitted work."""
+    node: NotRequired[str]
+    """The cluster node the agent ran on (remote executors only)."""
 
 
 class Failure(TypedDict):

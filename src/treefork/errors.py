@@ -23,6 +23,7 @@ at the boundary (``raise ... from``), never leaked.
     ├── BudgetExceededError      the budget is spent (used internally to stop new agents)
     ├── MergeRefusedError        merge review refused to merge (dirty checkout, failed job, ...)
     ├── MissingExtraError        an optional part is not installed (names the pip command)
+    ├── ExecutorError            a remote executor cannot be reached or used (Ray cluster)
     ├── JobError                 a job cannot be found, resumed or is locked by another process
     │   └── JobLockedError       another process holds the job's lock (it is running)
     └── StoreError               the job store cannot be opened (unreadable, newer schema)
@@ -48,6 +49,7 @@ __all__ = (
     "CommitRequiredError",
     "DefinitionError",
     "DiskFullError",
+    "ExecutorError",
     "GitError",
     "InputError",
     "InterpolationError",
@@ -279,6 +281,15 @@ class MissingExtraError(TreeforkError, ImportError):
             f"{feature} needs treefork's {extra!r} extra ({', '.join(self.modules)} is "
             f"missing): pip install 'treefork[{extra}]'"
         )
+
+
+class ExecutorError(TreeforkError):
+    """A remote executor cannot be reached or used."""
+
+    def __init__(self, executor: str, reason: str) -> None:
+        self.executor = executor
+        self.reason = reason
+        super().__init__(f"{executor}: {reason}")
 
 
 class JobError(TreeforkError):

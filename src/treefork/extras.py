@@ -8,6 +8,7 @@ parts come with an extra:
 extra       what it adds                                what needs it
 ==========  ==========================================  ================================
 postgres    LangGraph's PostgreSQL checkpointer          ``--checkpointer postgres://…``
+ray         Ray, to run map agents on a cluster          ``--executor ray``, ``RayExecutor``
 all         every extra above
 ==========  ==========================================  ================================
 
@@ -24,6 +25,7 @@ __all__ = ("EXTRAS", "require")
 
 EXTRAS = {
     "postgres": ("langgraph.checkpoint.postgres", "psycopg"),
+    "ray": ("ray",),
 }
 """The modules each extra installs."""
 

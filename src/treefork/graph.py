@@ -19,6 +19,7 @@ from treefork.core.validation import validate_definition
 from treefork.domain import Budget, Domain
 from treefork.errors import DefinitionError, Problem
 from treefork.events import EventSink
+from treefork.executors import Executor
 from treefork.nodes import (
     aggregator,
     build_domain_graph,
@@ -100,6 +101,7 @@ def build_graph(
     merge_env: Mapping[str, str] | None = None,
     history: Literal["merges", "squash"] = "merges",
     repo: str | Path | None = None,
+    executor: Executor | None = None,
     **deprecated: Any,
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
@@ -142,6 +144,10 @@ def build_graph(
             lists the items (agent commits stay on treefork's branches until gc).
         repo: The repository of runs whose input has no ``repo`` (then
             ``ainvoke({"task": ...})`` is enough); the input's ``repo`` wins.
+        executor: Where map agents run: None (the default) on this machine, in worktrees
+            of the repository; a :class:`~treefork.executors.RayExecutor` on a Ray
+            cluster, each agent in a worktree of its node's own clone. Everything else
+            (limits, budget, retries, the DLQ, merging) stays with the graph.
 
     Returns:
         The compiled graph.
@@ -170,6 +176,7 @@ def build_graph(
         merge_env=dict(merge_env or {}),
         history=history,
         repo=str(repo) if repo is not None else None,
+        executor=executor,
     )
     return _assemble(settings, checkpointer)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from treefork.core.routing import Analyzer, DomainSpec
 from treefork.domain import Budget, Domain
 from treefork.events import EventSink
 from treefork.steps import Step
 from treefork.store.recorder import StoreRef
+
+if TYPE_CHECKING:
+    from treefork.executors import Executor
 
 __all__ = ("GraphSettings",)
 
@@ -50,6 +53,8 @@ class GraphSettings:
     """Where jobs are recorded (agent results, DLQ, events, resume facts); None: nowhere."""
     repo: str | None = None
     """The repository of runs whose input names none."""
+    executor: Executor | None = None
+    """Where map agents run: None for this machine, else a remote executor (Ray)."""
 
     def domain(self, name: str) -> Domain:
         """The domain with this name."""

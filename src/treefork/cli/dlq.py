@@ -33,6 +33,7 @@ from treefork.cli.run import (
     EXIT_OK,
     _checkpointer,
     _say,
+    check_executor,
     compile_workflow,
 )
 from treefork.errors import JobLockedError, TreeforkError
@@ -246,6 +247,7 @@ def retry(
         raise typer.Exit(EXIT_OK)
     workflow = job_workflow(job)
     options = job_options(job, max_parallel=max_parallel)
+    check_executor(options)  # a job run on a cluster retries there too
     items = _by_domain(chosen)
     try:
         results = run_async(_retry(workflow, options, job, items))

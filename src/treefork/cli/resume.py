@@ -39,6 +39,7 @@ from treefork.cli.run import (
     _load,
     _say,
     check_checkpointer,
+    check_executor,
     compile_workflow,
     job_report,
     record_interruption,
@@ -151,6 +152,9 @@ def resume(
     max_parallel: int = typer.Option(
         None, "--max-parallel", min=1, help="Agents at once, all domains."
     ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="The Ray cluster, for a job run with --executor ray."
+    ),
 ) -> None:
     """Resume a job after a crash, reboot or Ctrl-C, without re-running finished agents."""
     _, _, job = open_job(job_id)
@@ -162,8 +166,10 @@ def resume(
         json=as_json,
         checkpointer=checkpointer,
         max_parallel=max_parallel,
+        ray_address=ray_address,
     )
     check_checkpointer(options["checkpointer"])
+    check_executor(options)
     console = make_console(stderr=as_json)
     try:
         state = run_async(_resume(workflow, options, console))

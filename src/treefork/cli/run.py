@@ -235,7 +235,33 @@ def compile_workflow(
         merge_env=workflow.env,
         history=workflow.history,
         job_store=store,
+        executor=options.get("executor_object"),
     )
+
+
+def check_executor(options: dict[str, Any]) -> None:
+    """Make the run's executor and connect it before anything is recorded; exits with 2 when
+    it cannot be used (the extra missing, no cluster address, the cluster unreachable)."""
+    kind = options.get("executor") or "local"
+    if kind not in ("local", "ray"):
+        _say(f"error: --executor {kind!r}: expected local or ray")
+        raise typer.Exit(EXIT_INVALID)
+    if kind == "local":
+        options["executor_object"] = None
+        return
+    from treefork.errors import ExecutorError, MissingExtraError
+    from treefork.extras import require
+
+    try:
+        require("ray", "--executor ray")
+        from treefork.executors.ray import RayExecutor
+
+        executor = RayExecutor(address=options.get("ray_address"))
+        executor.connect_now()
+    except (MissingExtraError, ExecutorError) as error:
+        _say(f"error: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    options["executor_object"] = executor
 
 
 async def settle_review(
@@ -269,7 +295,7 @@ async def settle_review(
 
 def job_row(workflow: Any, options: dict[str, Any]) -> dict[str, Any]:
     """What the job store keeps of a CLI run, so that ``resume`` rebuilds the same graph."""
-    kept = ("max_parallel", "yes", "no_merge", "checkpointer")
+    kept = ("max_parallel", "yes", "no_merge", "checkpointer", "executor", "ray_address")
     return {
         "repo": str(options["repo"]),
         "task": options["task"],
@@ -346,6 +372,14 @@ def run(
     checkpointer: str = typer.Option(
         None, "--checkpointer", help="postgres://... or sqlite:///path."
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where map agents run: local (this machine) or ray (a Ray cluster).",
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="The Ray cluster (default: $RAY_ADDRESS)."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Log every command and show tracebacks."),
 ) -> None:
     """Run a workflow file on a repository."""
@@ -367,7 +401,10 @@ def run(
         "job_id": job_id,
         "checkpointer": checkpointer,
         "workflow_path": str(file.resolve()),
+        "executor": executor,
+        "ray_address": ray_address,
     }
+    check_executor(options)
     state = _run_job(workflow, options, console)
     if as_json:
         print(json.dumps(job_report(state, workflow.domains), default=str))

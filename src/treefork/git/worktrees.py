@@ -41,7 +41,14 @@ from treefork.git.objects import ObjectDatabase, ObjectMissingError, object_data
 from treefork.git.refs import head_commit
 from treefork.git.repository import RepositoryInfo, commit_identity_env
 
-__all__ = ("AgentChanges", "Worktree", "WorktreeManager", "repository_key")
+__all__ = (
+    "AgentChanges",
+    "Worktree",
+    "WorktreeManager",
+    "read_agent_changes",
+    "repository_key",
+    "status_with_ignored",
+)
 
 logger = logging.getLogger("treefork.git")
 
@@ -152,67 +159,13 @@ class WorktreeManager:
         return [entry[3:] for entry in entries if len(entry) > 3]
 
     async def status_with_ignored(self, path: Path) -> tuple[list[str], list[str]]:
-        """Uncommitted paths (untracked folders named as a whole) and ignored paths present
-        (folders ignored as a whole named, not their files), from one ``git status``."""
-        result = await git(
-            "status", "--porcelain", "-z", "--untracked-files=normal", "--ignored=matching",
-            cwd=path,
-        )  # fmt: skip
-        dirty: list[str] = []
-        ignored: list[str] = []
-        for entry in result.stdout.split("\0"):
-            if len(entry) > 3:
-                (ignored if entry.startswith("!!") else dirty).append(entry[3:])
-        return dirty, ignored
+        """Uncommitted paths and ignored paths present (see :func:`status_with_ignored`)."""
+        return await status_with_ignored(path)
 
     async def agent_changes(self, path: Path, base: str) -> AgentChanges:
-        """What the agent in ``path`` committed since ``base``, and what it left uncommitted.
-
-        One git command (status) when the agent's commits form a line from ``base``: they
-        and the files they changed are read from the object database; otherwise ``git log``
-        too, run alongside.
-        """
-        head = await head_commit(path)
-        dirty: list[str] = []
-        ignored: list[str] = []
-        history: list[tuple[str, list[str], list[str]]] = []
-        line: tuple[list[str], list[str]] | None = None
-
-        async def read_dirty() -> None:
-            found, present = await self.status_with_ignored(path)
-            dirty.extend(found)
-            ignored.extend(present)
-
-        async def read_history() -> None:
-            nonlocal line
-            if head is None or head == base:
-                return
-            objects = await self.objects()
-            if objects is not None:
-                line = await anyio.to_thread.run_sync(_line_of_commits, objects, base, head)
-            if line is None:
-                history.extend(await _history(path, base, head))
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(read_dirty)
-            group.start_soon(read_history)
-        if line is not None:
-            in_line, changed = line
-            return AgentChanges(
-                head, tuple(in_line), tuple(changed), tuple(dirty), tuple(ignored), on_base=True
-            )
-        commits = tuple(commit for commit, _, _ in reversed(history))
-        on_base = bool(commits) and all(
-            parent == base or parent in commits for _, parents, _ in history for parent in parents
-        )
-        if len(history) == 1 and history[0][1] == [base]:
-            files = sorted(set(history[0][2]))  # one commit on the base: its own diff
-        elif commits:
-            assert head is not None
-            files = await _changed_files(path, base, head)
-        else:
-            files = []
-        return AgentChanges(head, commits, tuple(files), tuple(dirty), tuple(ignored), on_base)
+        """What the agent in ``path`` committed since ``base``, and what it left uncommitted
+        (see :func:`read_agent_changes`)."""
+        return await read_agent_changes(path, base, await self.objects())
 
     async def commit_all(self, path: Path, message: str) -> None:
         """Commit everything uncommitted in a worktree (``git add -A``; ignored files never),
@@ -417,6 +370,72 @@ class WorktreeManager:
                 self.root.rmdir()
 
         await anyio.to_thread.run_sync(_remove)
+
+
+async def status_with_ignored(path: Path) -> tuple[list[str], list[str]]:
+    """Uncommitted paths (untracked folders named as a whole) and ignored paths present
+    (folders ignored as a whole named, not their files), from one ``git status``."""
+    result = await git(
+        "status", "--porcelain", "-z", "--untracked-files=normal", "--ignored=matching",
+        cwd=path,
+    )  # fmt: skip
+    dirty: list[str] = []
+    ignored: list[str] = []
+    for entry in result.stdout.split("\0"):
+        if len(entry) > 3:
+            (ignored if entry.startswith("!!") else dirty).append(entry[3:])
+    return dirty, ignored
+
+
+async def read_agent_changes(
+    path: Path, base: str, objects: ObjectDatabase | None = None
+) -> AgentChanges:
+    """What the agent in ``path`` committed since ``base``, and what it left uncommitted.
+
+    One git command (status) when the agent's commits form a line from ``base``: they
+    and the files they changed are read from ``objects`` (the repository's object
+    database); otherwise, or without one, ``git log`` too, run alongside.
+    """
+    head = await head_commit(path)
+    dirty: list[str] = []
+    ignored: list[str] = []
+    history: list[tuple[str, list[str], list[str]]] = []
+    line: tuple[list[str], list[str]] | None = None
+
+    async def read_dirty() -> None:
+        found, present = await status_with_ignored(path)
+        dirty.extend(found)
+        ignored.extend(present)
+
+    async def read_history() -> None:
+        nonlocal line
+        if head is None or head == base:
+            return
+        if objects is not None:
+            line = await anyio.to_thread.run_sync(_line_of_commits, objects, base, head)
+        if line is None:
+            history.extend(await _history(path, base, head))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_dirty)
+        group.start_soon(read_history)
+    if line is not None:
+        in_line, changed = line
+        return AgentChanges(
+            head, tuple(in_line), tuple(changed), tuple(dirty), tuple(ignored), on_base=True
+        )
+    commits = tuple(commit for commit, _, _ in reversed(history))
+    on_base = bool(commits) and all(
+        parent == base or parent in commits for _, parents, _ in history for parent in parents
+    )
+    if len(history) == 1 and history[0][1] == [base]:
+        files = sorted(set(history[0][2]))  # one commit on the base: its own diff
+    elif commits:
+        assert head is not None
+        files = await _changed_files(path, base, head)
+    else:
+        files = []
+    return AgentChanges(head, commits, tuple(files), tuple(dirty), tuple(ignored), on_base)
 
 
 def _line_of_commits(

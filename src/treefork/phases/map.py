@@ -33,10 +33,12 @@ from treefork.errors import (
     WorktreeError,
     name_some,
 )
+from treefork.executors import AgentTask
 from treefork.git.merge import BranchMerger
 from treefork.git.objects import ObjectDatabase
 from treefork.git.pool import AgentPool, OnCreate
-from treefork.git.worktrees import Worktree
+from treefork.git.worktrees import AgentChanges, Worktree
+from treefork.phases.remote import Shipment, base_content, receive_commits, shipment
 from treefork.phases.resume import PlannedItem, attempt_branch, plan_item_now, recorded_rows
 from treefork.runners.steps import StepContext, StepsOutcome, run_steps
 from treefork.runtime import JobRuntime
@@ -89,6 +91,8 @@ class MapRun:
     """The domain's agent worktrees."""
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What the job store recorded for each item when the map phase opened here."""
+    shipment: Shipment | None = None
+    """What every remote agent of the domain is sent besides its item (remote executor)."""
 
     async def close(self) -> None:
         """Close the merge queue and the worktree pool (merged branches deleted)."""
@@ -251,6 +255,8 @@ class _Prepared:
     """Why the worktree could not be made ready (the attempt fails with it)."""
     permit: anyio.CapacityLimiter | None = None
     """The worktree permit held until the worktree goes back to the pool."""
+    remote: bool = False
+    """The attempt runs on the executor's nodes (no local worktree)."""
 
     def let_go(self) -> None:
         """Give back the worktree permit (no-op when none is held)."""
@@ -433,6 +439,7 @@ async def _record_end(
         finished_at=result["finished_at"],
         tokens=result["tokens"],
         cost=result["cost"],
+        **({"node": result["node"]} if "node" in result else {}),
     )
     if run.runtime.budget.limit is not None:
         emitter.emit("budget", exhausted=False, **_budget_fields(run))
@@ -455,10 +462,22 @@ def _agent_branch(run: MapRun, work: WorkItem, attempt: int) -> str:
 async def _prepare(run: MapRun, pool: AgentPool, work: WorkItem, attempt: int) -> _Prepared:
     """Make an attempt ready: record its start, take a worktree and switch it to the
     attempt's new branch (read-only agents need neither)."""
+    remote = run.runtime.settings.executor is not None
     if run.map.isolation == "none":
-        return _Prepared(attempt)
-    assert run.worktrees is not None
+        return _Prepared(attempt, remote=remote)
     branch = _agent_branch(run, work, attempt)
+    if remote:
+        # Recorded before the branch exists (fetched from the agent's bundle), as locally.
+        await run.runtime.recorder.agent_started(
+            run.domain.name,
+            item_id=work.item_id,
+            item_index=work.index,
+            item=work.value,
+            attempt=attempt,
+            branch=branch,
+        )
+        return _Prepared(attempt, branch=branch, remote=True)
+    assert run.worktrees is not None
     await run.worktrees.acquire()
     prepared = _Prepared(attempt, branch=branch, permit=run.worktrees)
     try:
@@ -510,6 +529,8 @@ async def _attempt(
 ) -> AgentResult:
     if prepared.error is not None:
         return _result(work, error=prepared.error, branch=prepared.branch)
+    if prepared.remote:
+        return await _attempt_remote(run, pool, work, total, prepared, slots=slots)
     if prepared.worktree is None:
         return await _attempt_in_domain_worktree(run, work, total)
     try:
@@ -576,38 +597,73 @@ async def _finish_attempt(
     # holding uncommitted work stays as it is, for inspection).
     await pool.release(worktree, reusable=clean, ignored=changes.ignored)
     prepared.let_go()
-    if not outcome.ok:
-        error = str(outcome.error) if outcome.error else "failed"
+    error = (str(outcome.error) if outcome.error else "failed") if not outcome.ok else None
+    return await _settle(
+        run,
+        pool,
+        work,
+        prepared.attempt,
+        worktree.branch,
+        changes,
+        error=error,
+        auto_commit_error=auto_commit_error,
+        output_tail=outcome.output_tail,
+        usage=usage,
+        kept_at=str(worktree.path),
+    )
+
+
+async def _settle(  # noqa: PLR0917 (the attempt's facts, in the order they are read)
+    run: MapRun,
+    pool: AgentPool,
+    work: WorkItem,
+    attempt: int,
+    branch: str,
+    changes: AgentChanges,
+    *,
+    error: str | None,
+    auto_commit_error: str | None,
+    output_tail: str,
+    usage: dict[str, Any],
+    kept_at: str,
+    **extra: Any,
+) -> AgentResult:
+    """An attempt's result from what its steps did and what it left in git; its commits
+    merged into the domain branch (through the serial queue) when it succeeded."""
+    if error is not None:
         return _result(
-            work, error=error, output_tail=outcome.output_tail, branch=worktree.branch, **usage
+            work, error=error, output_tail=output_tail, branch=branch, **usage, **extra
         )
     if changes.dirty:
         return _result(
             work,
-            error=auto_commit_error or _uncommitted_error(changes.dirty, worktree.path),
-            output_tail=outcome.output_tail,
-            branch=worktree.branch,
+            error=auto_commit_error or _uncommitted_error(changes.dirty, kept_at),
+            output_tail=output_tail,
+            branch=branch,
             commits=list(changes.commits),
             uncommitted=list(changes.dirty),
-            worktree=str(worktree.path),
+            worktree=kept_at,
             **usage,
+            **extra,
         )
     head = changes.head or run.base_commit
     commits, files = list(changes.commits), list(changes.files)
     result = _result(
         work,
-        output_tail=outcome.output_tail,
-        branch=worktree.branch,
+        output_tail=output_tail,
+        branch=branch,
         commits=commits,
         files=files,
         **usage,
+        **extra,
     )
     if not commits:
         result["status"] = "succeeded"
-        _forget_merged_branch(run, pool, worktree.branch, head)
+        if run.runtime.settings.executor is None:  # a remote agent's branch never came here
+            _forget_merged_branch(run, pool, branch, head)
         return result
     # Recorded before merging: a resume merges this commit instead of running the agent again.
-    pending = {**result, "status": "succeeded", "attempts": prepared.attempt}
+    pending = {**result, "status": "succeeded", "attempts": attempt}
     await run.runtime.recorder.agent_finished(run.domain.name, pending, merge="pending", head=head)
     try:
         await _merge_agent(run, work, head, base=run.base_commit if changes.on_base else None)
@@ -617,20 +673,106 @@ async def _finish_attempt(
             domain=run.domain.name,
             item=work.item_id,
             paths=list(conflict.paths),
-            branch=worktree.branch,
+            branch=branch,
         )
         result["error"] = (
             f"{item_label(work)}: merging into {run.domain.name} conflicts in: "
-            f"{', '.join(conflict.paths) or '(unknown)'} (branch {worktree.branch})"
+            f"{', '.join(conflict.paths) or '(unknown)'} (branch {branch})"
         )
         result["conflict_paths"] = list(conflict.paths)
         return result
     result["status"] = "succeeded"
-    _forget_merged_branch(run, pool, worktree.branch, head)
+    _forget_merged_branch(run, pool, branch, head)
     return result
 
 
-def _uncommitted_error(paths: Sequence[str], worktree: Path) -> str:
+async def _attempt_remote(
+    run: MapRun,
+    pool: AgentPool,
+    work: WorkItem,
+    total: int,
+    prepared: _Prepared,
+    *,
+    slots: _Slots,
+) -> AgentResult:
+    """Run an attempt on the executor's nodes; its commits come back as a bundle, fetched
+    as its branch and merged as a local agent's are."""
+    executor = run.runtime.settings.executor
+    assert executor is not None
+    worktrees = run.runtime.worktrees
+    if run.shipment is None:
+        async with run.runtime.opening(f"shipment:{run.domain.name}"):
+            if run.shipment is None:
+                run.shipment = await shipment(worktrees, run.domain.worktree_include)
+    sent = run.shipment
+    task = AgentTask(
+        job_id=run.runtime.job_id,
+        domain=run.domain.name,
+        repo_key=sent.repo_key,
+        base_commit=run.base_commit,
+        item_id=work.item_id,
+        item_index=work.index,
+        item=work.value,
+        attempt=prepared.attempt,
+        branch=prepared.branch,
+        steps=tuple(run.map.agent),
+        variables={**run.variables, "item_total": total},
+        env=dict(run.domain.env),
+        timeout=run.map.agent_timeout,
+        auto_commit=run.map.auto_commit,
+        commit_message=f"treefork: {item_label(work)} (changes the agent left uncommitted)",
+        claude_command=run.runtime.settings.claude_command,
+        include=sent.include,
+        hooks=sent.hooks,
+        identity=sent.identity,
+        on_worktree_create=run.domain.on_worktree_create or None,
+        remote_url=executor.remote_url,
+    )
+    base = base_content(worktrees, sent.repo_key, run.base_commit)
+    outcome = await executor.run_agent(task, base)
+    slots.give_back()
+    for event in outcome.events:
+        run.runtime.emitter(event)
+    run.runtime.budget.record(outcome.usage)
+    run.usage = run.usage + outcome.usage
+    usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
+    node = {"node": outcome.node}
+    if prepared.branch is None:  # read-only: nothing to bring back
+        error = None if outcome.ok else (outcome.error or "failed")
+        status = "succeeded" if error is None else "failed"
+        return _result(
+            work, status=status, error=error, output_tail=outcome.output_tail, **usage, **node
+        )
+    changes = outcome.changes()
+    if outcome.ok and outcome.bundle is not None:
+        try:
+            await receive_commits(worktrees, outcome.bundle, prepared.branch, worktrees.root)
+        except GitError as error:
+            return _result(
+                work,
+                error=f"the agent's commits from node {outcome.node} could not be fetched: {error}",
+                branch=prepared.branch,
+                **usage,
+                **node,
+            )
+    kept_at = f"{outcome.worktree} on node {outcome.node}"
+    return await _settle(
+        run,
+        pool,
+        work,
+        prepared.attempt,
+        prepared.branch,
+        changes,
+        error=None if outcome.ok else (outcome.error or "failed"),
+        auto_commit_error=None,
+        output_tail=outcome.output_tail,
+        usage=usage,
+        kept_at=kept_at,
+        **node,
+    )
+
+
+def _uncommitted_error(paths: Sequence[str], worktree: str) -> str:
     return (
         f"left {len(paths)} uncommitted path{'s' if len(paths) != 1 else ''} "
         f"({name_some(paths)}); "
