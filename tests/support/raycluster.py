@@ -17,6 +17,7 @@ own process trees (never ``ray stop``, which stops every Ray process on the mach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -37,7 +38,7 @@ def can_run() -> str | None:
     if os.geteuid() != 0:
         return "a private network namespace needs root"
     for tool in ("unshare", "nsenter", "ip"):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+        if subprocess.run(["which", tool], check=False, capture_output=True).returncode != 0:
             return f"{tool} is not installed"
     if not (BIN / "ray").exists():
         return "ray is not installed (pip install 'treefork[ray]')"
@@ -75,10 +76,8 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 
 def _signal(pids: set[int], sig: int) -> None:
     for member in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, sig)
-        except ProcessLookupError:
-            pass
 
 
 def alive(pid: int) -> bool:
@@ -117,7 +116,7 @@ class RayCluster:
         return ["nsenter", "-t", str(self.holder.pid), "-n", "--", *argv]
 
     def run(self, argv: Sequence[str], **options: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(argv), text=True, **options)  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(self.command(argv), check=False, text=True, **options)  # type: ignore[call-overload, no-any-return]
 
     def popen(self, argv: Sequence[str], **options: object) -> subprocess.Popen[str]:
         return subprocess.Popen(self.command(argv), text=True, **options)  # type: ignore[call-overload, no-any-return]

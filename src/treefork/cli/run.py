@@ -257,7 +257,7 @@ def check_executor(options: dict[str, Any]) -> None:
         from treefork.executors.ray import RayExecutor
 
         executor = RayExecutor(address=options.get("ray_address"))
-        executor.connect_now()
+        executor.connect_now(quiet=True)
     except (MissingExtraError, ExecutorError) as error:
         _say(f"error: {error}")
         raise typer.Exit(EXIT_INVALID) from None

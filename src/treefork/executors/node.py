@@ -40,6 +40,7 @@ from treefork.git.command import git, git_ok
 from treefork.git.repository import commit_identity_env
 from treefork.git.worktrees import AgentChanges, read_agent_changes
 from treefork.home import treefork_home
+from treefork.runners.process import kill_tagged
 from treefork.runners.steps import StepContext, run_steps
 from treefork.steps import Shell, Step, Usage
 
@@ -55,6 +56,9 @@ BASE_BUNDLE_REF = "refs/treefork/bundles/{commit}"
 """The ref a base bundle carries its commit under."""
 _BASES = "refs/treefork/bases"
 """Where the clone keeps every base commit it fetched (so that gc never drops one)."""
+SLOT_TAG = "TREEFORK_NODE_SLOT"
+"""In the environment of every command an agent runs on a node: its worktree. Processes a
+killed agent left behind are found by it, and stopped, before the worktree is used again."""
 _KEEP = ("node_modules", ".venv", "target")
 """Ignored folders kept warm when a slot is reused (as in local agent worktrees)."""
 
@@ -339,6 +343,8 @@ def _take_slot(slots: Path) -> tuple[Any, Path]:
 async def _switch(clone: Path, folder: Path, slot: _Slot, task: AgentTask) -> None:
     """Check the base commit out in the slot, clean, on the attempt's new branch."""
     path, base = slot.path, task.base_commit
+    # An agent whose worker was killed may have left commands running in this worktree.
+    await anyio.to_thread.run_sync(kill_tagged, SLOT_TAG, str(path))
     if not slot.new and not await git_ok("rev-parse", "--git-dir", cwd=path):
         await anyio.to_thread.run_sync(shutil.rmtree, path)  # a slot a killed agent half-made
         slot.new = True
@@ -456,7 +462,7 @@ def _context(
         job_id=task.job_id,
         worktree=path,
         variables=variables,
-        env=task.env,
+        env={**task.env, SLOT_TAG: str(path)},
         item=task.item if phase == "map" else None,
         item_id=task.item_id if phase == "map" else None,
         item_index=task.item_index if phase == "map" else None,

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import sys
+import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -106,8 +109,14 @@ class RayExecutor(Executor):
 
     # -- connection -----------------------------------------------------------------------
 
-    def connect_now(self) -> None:
+    def connect_now(self, *, quiet: bool = False) -> None:
         """Connect to the cluster (blocking; a no-op when connected).
+
+        Args:
+            quiet: Keep what Ray prints on standard error while it connects (its start-up
+                chatter) out of this process's output; a failure still raises.
+                The command line's choice: it redirects the process's file descriptor 2
+                for the moment, which an application with threads writing there may mind.
 
         Raises:
             ExecutorError: No address was given, or the cluster cannot be reached.
@@ -119,20 +128,24 @@ class RayExecutor(Executor):
                 "ray", "no cluster address: give --ray-address (or RayExecutor(address=...)) "
                 "or set RAY_ADDRESS",
             )  # fmt: skip
+        # Ray's own start-up chatter stays out of the job's output (warnings still show).
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         options: dict[str, Any] = {
             "address": self.address,
             "log_to_driver": False,
+            "logging_level": logging.WARNING,
             "namespace": "treefork",
             **self.init_options,
         }
         if self.runtime_env:
             options["runtime_env"] = self.runtime_env
-        try:
-            ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise ExecutorError(
-                f"ray cluster at {self.address}", f"cannot connect: {error}"
-            ) from error
+        with _stderr_kept(quiet):
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise ExecutorError(
+                    f"ray cluster at {self.address}", f"cannot connect: {_first_line(error)}"
+                ) from error
 
     async def connect(self) -> None:
         """Connect to the cluster, in a worker thread (see :meth:`connect_now`)."""
@@ -201,6 +214,24 @@ class RayExecutor(Executor):
                 await asyncio.wrap_future(ref.future())
             return
         await anyio.to_thread.run_sync(lambda: ray.cancel(ref, force=True))
+
+
+@contextlib.contextmanager
+def _stderr_kept(quiet: bool) -> Iterator[None]:
+    """Standard error (file descriptor 2) sent to a temporary file while in the block."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _first_line(error: BaseException) -> str:

@@ -38,7 +38,7 @@ from anyio.abc import Process
 
 from treefork.environment import REDIRECTING_GIT_VARIABLES
 
-__all__ = ("PROCESS_TAG", "ProcessResult", "run_process")
+__all__ = ("PROCESS_TAG", "ProcessResult", "kill_tagged", "run_process")
 
 logger = logging.getLogger("treefork")
 
@@ -140,6 +140,12 @@ def _signal_tagged(entry: bytes, signum: signal.Signals) -> None:
             pass
         finally:
             os.close(handle)
+
+
+def kill_tagged(name: str, value: str) -> None:
+    """SIGKILL every process whose environment holds ``name=value`` (left by a killed
+    owner: a cluster node's agent whose worker died)."""
+    _signal_tagged(f"{name}={value}".encode(), signal.SIGKILL)
 
 
 def _leftovers(pgid: int, entry: bytes) -> bool:
