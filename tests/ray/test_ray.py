@@ -105,6 +105,7 @@ def test_a_worker_killed_mid_job_loses_nothing(job: Job) -> None:
         if "w1" not in job.cluster.nodes:
             job.cluster.start_worker("w1")
     assert running.returncode == 0, err
+    # Ray's word on the lost node goes to standard error; standard output is the JSON.
     assert json.loads(out)["domains"]["spread"]["succeeded"] == 12
     _assert_all_merged_once(job)
 
@@ -121,7 +122,7 @@ def test_a_killed_coordinator_resumes_on_the_cluster_without_running_merged_agen
         job.wait_for(lambda: len(_merged_items(job, "killed-coordinator")) >= 3)
     finally:
         running.send_signal(signal.SIGKILL)
-        running.wait()
+        running.communicate()
     merged_before = _merged_items(job, "killed-coordinator")
     resumed = job.treefork("resume", "killed-coordinator", "--yes", "--json")
     assert resumed.returncode == 0, resumed.stderr
@@ -198,7 +199,11 @@ def test_an_unreachable_cluster_is_refused_before_anything_is_recorded(job: Job)
     assert jobs.stdout.strip() == ""
 
 
-def test_the_python_api_runs_agents_on_the_cluster(job: Job) -> None:
+@pytest.mark.parametrize("through", ["bundles", "a shared remote"])
+def test_the_python_api_runs_agents_on_the_cluster(job: Job, through: str) -> None:
+    remote = job.shared / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    options = f"remote_url={str(remote)!r}" if through == "a shared remote" else ""
     script = job.root / "app.py"
     script.write_text(
         f"""
@@ -214,7 +219,8 @@ domain = Domain(
         max_parallel=4,
     ),
 )
-graph = build_graph([domain], auto_approve=True, executor=RayExecutor(), repo={str(job.repo)!r})
+executor = RayExecutor({options})
+graph = build_graph([domain], auto_approve=True, executor=executor, repo={str(job.repo)!r})
 state = asyncio.run(graph.ainvoke({{"task": "write files"}}))
 print(json.dumps({{"status": state["status"], "merge": state["merge"]["status"]}}))
 """
@@ -229,6 +235,9 @@ print(json.dumps({{"status": state["status"], "merge": state["merge"]["status"]}
     assert json.loads(done.stdout.splitlines()[-1]) == {"status": "succeeded", "merge": "merged"}
     for n in range(4):
         assert run_git(job.repo, "show", f"main:f{n}.txt") == f"{n}\n"
+    # With a shared remote the base commit went through it, not the object store.
+    pushed = run_git(remote, "for-each-ref", "--format=%(refname)", "refs/treefork/bases/")
+    assert bool(pushed.strip()) == (through == "a shared remote")
 
 
 def test_nothing_reaches_the_cluster_without_the_flag(job: Job) -> None:

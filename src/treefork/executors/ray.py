@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 import tempfile
 from collections import OrderedDict
@@ -139,6 +140,8 @@ class RayExecutor(Executor):
         }
         if self.runtime_env:
             options["runtime_env"] = self.runtime_env
+        _cluster_messages_to_stderr()
+        _check_reachable(self.address)
         with _stderr_kept(quiet):
             try:
                 ray.init(**options)
@@ -214,6 +217,41 @@ class RayExecutor(Executor):
                 await asyncio.wrap_future(ref.future())
             return
         await anyio.to_thread.run_sync(lambda: ray.cancel(ref, force=True))
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Send the cluster's messages to the driver (a node died, a worker was killed) to
+    standard error: Ray prints them on standard output, where they would corrupt a
+    command's ``--json`` (a private hook of Ray's; left alone if it is not there)."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    printing = getattr(worker, "print_to_stdstream", None)
+    if worker is None or printing is None or getattr(printing, "treefork", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printing({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.treefork = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once an address where nothing listens (``ray.init`` retries for minutes).
+
+    Raises:
+        ExecutorError: Nothing accepts connections there.
+    """
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except OSError as error:
+        raise ExecutorError(
+            f"ray cluster at {address}", f"cannot connect: nothing answers there ({error})"
+        ) from error
 
 
 @contextlib.contextmanager

@@ -728,11 +728,20 @@ async def _attempt_remote(
         on_worktree_create=run.domain.on_worktree_create or None,
         remote_url=executor.remote_url,
     )
-    base = base_content(worktrees, sent.repo_key, run.base_commit)
+    base = base_content(worktrees, sent.repo_key, run.base_commit, emit=run.runtime.emitter)
     outcome = await executor.run_agent(task, base)
     slots.give_back()
     for event in outcome.events:
         run.runtime.emitter(event)
+    run.runtime.emitter.emit(
+        "agent_remote",
+        domain=run.domain.name,
+        item=work.item_id,
+        node=outcome.node,
+        bundle_bytes=len(outcome.bundle or b""),
+        fetched_base=outcome.fetched_base,
+        seconds=outcome.seconds,
+    )
     run.runtime.budget.record(outcome.usage)
     run.usage = run.usage + outcome.usage
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 
+from treefork.events import Emitter
 from treefork.executors import BaseContent
 from treefork.executors.node import BASE_BUNDLE_REF
 from treefork.git.bundles import bundle_commit, fetch_bundle
@@ -65,14 +66,20 @@ async def shipment(worktrees: WorktreeManager, include: Sequence[str]) -> Shipme
     return Shipment(repository_key(worktrees.repo), hooks, identity, files)
 
 
-def base_content(worktrees: WorktreeManager, key: str, commit: str) -> BaseContent:
-    """The base commit of a domain's agents as the executor sends it to its nodes."""
+def base_content(
+    worktrees: WorktreeManager, key: str, commit: str, *, emit: Emitter | None = None
+) -> BaseContent:
+    """The base commit of a domain's agents as the executor sends it to its nodes (the
+    ``base_bundle`` event gives its size when it is made)."""
     root, scratch = worktrees.repo.root, worktrees.root / "bundles"
 
     async def bundle() -> bytes:
-        return await bundle_commit(
+        data = await bundle_commit(
             root, commit, ref=BASE_BUNDLE_REF.format(commit=commit), scratch=scratch
         )
+        if emit is not None:
+            emit.emit("base_bundle", commit=commit, bytes=len(data))
+        return data
 
     async def publish(url: str) -> None:
         ref = f"refs/treefork/bases/{commit}"
