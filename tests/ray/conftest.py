@@ -8,6 +8,7 @@ Ray. At the end no Ray process of the cluster may be left.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -99,8 +100,10 @@ class Job:
 
 @pytest.fixture
 def job(cluster: RayCluster, request: pytest.FixtureRequest) -> Job:
-    root = cluster.base / "coord" / request.node.name[:40]
-    shared = cluster.base / "shared" / request.node.name[:40]
+    name = request.node.name
+    folder = f"{name[:32]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+    root = cluster.base / "coord" / folder
+    shared = cluster.base / "shared" / folder
     shared.mkdir(parents=True)
     items = [{"n": n} for n in range(12)]
     repo = make_repo(
