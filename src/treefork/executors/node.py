@@ -122,6 +122,10 @@ class AgentOutcome:
     """The node fetched the base commit for this agent (it did not have it)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Where the time went: ``base``, ``worktree``, ``steps``, ``bundle``."""
+    started_at: float = 0.0
+    """When the node started the attempt (``time.time()`` on the node)."""
+    finished_at: float = 0.0
+    """When it was done, its bundle made."""
 
     def changes(self) -> AgentChanges:
         """The agent's changes as a local agent's are read."""
@@ -150,7 +154,10 @@ def run_agent_on_node(
     outcome, never raised.
     """
     name = node or socket.gethostname()
-    return anyio.run(_run, task, base_bundle, name)
+    started = time.time()
+    outcome = anyio.run(_run, task, base_bundle, name)
+    outcome.started_at, outcome.finished_at = started, time.time()
+    return outcome
 
 
 async def _run(task: AgentTask, base_bundle: Callable[[], bytes], node: str) -> AgentOutcome:
@@ -271,10 +278,8 @@ async def _sync_repository_settings(clone: Path, folder: Path, task: AgentTask) 
             return True
         return any((hooks / name).read_bytes() != data for name, data in wanted.items())
 
-    current = {
-        key: (await git("config", "--get", key, cwd=clone, check=False)).stdout.strip()
-        for key in ("user.name", "user.email")
-    }
+    listed = await git("config", "--get-regexp", r"^user\.(name|email)$", cwd=clone, check=False)
+    current = dict(line.partition(" ")[::2] for line in listed.stdout.splitlines())
     identity_differs = any(current.get(key, "") != value for key, value in task.identity.items())
     if not identity_differs and not await anyio.to_thread.run_sync(differs):
         return
@@ -354,10 +359,12 @@ async def _switch(clone: Path, folder: Path, slot: _Slot, task: AgentTask) -> No
             await git("worktree", "prune", cwd=clone)
             await git("worktree", "add", "-q", "--detach", str(path), base, cwd=clone)
     else:
-        await git("checkout", "-q", "-f", "--detach", base, cwd=path)
+        # One checkout onto the attempt's new branch (or detached, for a read-only agent).
+        target = ["-B", task.branch, base] if task.branch is not None else ["--detach", base]
+        await git("checkout", "-q", "-f", *target, cwd=path)
         excluded = [option for name in _KEEP for option in ("-e", name)]
         await git("clean", "-ffdxq", *excluded, cwd=path)
-    if task.branch is not None:
+    if slot.new and task.branch is not None:
         await git("checkout", "-q", "-B", task.branch, cwd=path)
 
     def copy_included() -> None:
@@ -424,10 +431,11 @@ async def _in_slot(
     seconds["bundle"] = time.perf_counter() - clock
     if changes.dirty:
         slot.retire = True  # kept as it is, with its branch
-    else:
-        await git("checkout", "-q", "--detach", cwd=path)
-        if task.branch is not None:
-            await git("branch", "-q", "-D", task.branch, cwd=path, check=False)
+    elif task.branch is not None:
+        # Parked detached at the agent's last commit (its index and files untouched), its
+        # branch gone.
+        await git("update-ref", "--no-deref", "HEAD", changes.head or base, cwd=path)
+        await git("update-ref", "-d", f"refs/heads/{task.branch}", cwd=path)
     return AgentOutcome(
         ok=outcome.ok and error is None,
         error=error,

@@ -729,7 +729,9 @@ async def _attempt_remote(
         remote_url=executor.remote_url,
     )
     base = base_content(worktrees, sent.repo_key, run.base_commit, emit=run.runtime.emitter)
+    sent_at = time.time()
     outcome = await executor.run_agent(task, base)
+    received_at = time.time()
     slots.give_back()
     for event in outcome.events:
         run.runtime.emitter(event)
@@ -741,6 +743,9 @@ async def _attempt_remote(
         bundle_bytes=len(outcome.bundle or b""),
         fetched_base=outcome.fetched_base,
         seconds=outcome.seconds,
+        # Between the coordinator and the node (clocks of two machines: approximate).
+        to_node=max(0.0, outcome.started_at - sent_at) if outcome.started_at else None,
+        from_node=max(0.0, received_at - outcome.finished_at) if outcome.finished_at else None,
     )
     run.runtime.budget.record(outcome.usage)
     run.usage = run.usage + outcome.usage
