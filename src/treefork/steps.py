@@ -93,6 +93,10 @@ class StepOptions:
     """The step must move HEAD of its worktree (commit), else it fails saying so."""
     on_failure: Sequence[Step] = ()
     """Steps run when this one fails; if they all succeed, the failure is handled."""
+    continue_on_failure: bool = False
+    """A failure of this step, handled or not, does not stop the steps after it (its result
+    names the failure, as for a handled one); Prodigy's ``on_failure: {fail_workflow:
+    false}``."""
     capture: str | None = None
     """Store the step's output in this variable for later steps (``${name}``)."""
     capture_format: CaptureFormat = "string"

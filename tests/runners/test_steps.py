@@ -111,6 +111,24 @@ async def test_unknown_references_are_not_retried(make_context: MakeContext) -> 
     assert "did you mean ${name}?" in str(outcome.error)
 
 
+@pytest.mark.parametrize("handler", [(), (Shell("exit 2"),)])
+async def test_a_step_that_may_fail_lets_the_next_steps_run(
+    make_context: MakeContext, handler: tuple[Shell, ...]
+) -> None:
+    context = make_context()
+    outcome = await run_steps(
+        [
+            Shell("exit 1", on_failure=handler, continue_on_failure=True),
+            Shell("echo next", capture="after"),
+        ],
+        context,
+    )
+    assert outcome.ok
+    assert outcome.results[0].error is not None
+    assert outcome.results[0].error.endswith("(continued: the step may fail)")
+    assert context.variables["after"] == "next"
+
+
 async def test_on_failure_that_succeeds_handles_the_failure(
     make_context: MakeContext, worktree: Path
 ) -> None:

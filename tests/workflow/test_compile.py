@@ -76,8 +76,23 @@ def test_on_failure_options_that_cannot_be_honoured_are_warned_about() -> None:
     )
     assert [warning.split(": ", 2)[1] for warning in workflow.warnings] == [
         "map.agent_template[0].on_failure.max_attempts",
-        "map.agent_template[0].on_failure.fail_workflow",
     ]
+    (step,) = the_map(workflow).agent
+    assert step.continue_on_failure  # fail_workflow: false lets the next steps run
+
+
+def test_on_failure_max_attempts_alone_retries_the_step() -> None:
+    workflow = load(agent_body("shell: cargo test\n      on_failure:\n        max_attempts: 3"))
+    (step,) = the_map(workflow).agent
+    assert step.retry == Retry(attempts=3) and step.on_failure == ()
+    assert not workflow.warnings
+
+
+@pytest.mark.parametrize(("fail_workflow", "continues"), [("true", False), ("false", True)])
+def test_on_failure_with_options_alone(fail_workflow: str, continues: bool) -> None:
+    (step,) = agent_steps(f"shell: cargo test\n      on_failure:\n        fail_workflow: {fail_workflow}")
+    assert step.on_failure == ()
+    assert step.continue_on_failure is continues
 
 
 def test_capture_output_forms() -> None:

@@ -28,6 +28,17 @@ def test_cycles_are_problems() -> None:
     assert any("A -> B -> C -> A" in message for _, message in resolved.problems)
 
 
+def test_an_entry_naming_itself_takes_the_outer_value_or_its_default() -> None:
+    raw = {"ENVIRONMENT": "${ENVIRONMENT:-dev}", "TAG": "${TAG}-x"}
+    assert resolve_env(raw).values["ENVIRONMENT"] == "dev"
+    outer = resolve_env(raw, outer=[{"ENVIRONMENT": "prod", "TAG": "v1"}])
+    assert outer.values == {"ENVIRONMENT": "prod", "TAG": "v1-x"}
+    assert outer.problems == []
+    # Through another entry it is still a cycle.
+    looped = resolve_env({"A": "${B:-1}", "B": "${A:-2}"})
+    assert any("A -> B -> A" in message for _, message in looped.problems)
+
+
 def test_env_text_of_yaml_scalars_and_secrets() -> None:
     assert env_text(True) == "true"
     assert env_text(3) == "3"

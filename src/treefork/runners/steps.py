@@ -171,6 +171,9 @@ async def _run(step: Step, context: StepContext) -> tuple[StepResult, StepError 
         await _handle_failure(step, context, progress)
     if not context.allow_commits:
         await _refuse_commits(step, context, head, progress)
+    if progress.run.error is not None and step.continue_on_failure:
+        progress.handled = f"{progress.run.error} (continued: the step may fail)"
+        progress.run = dataclasses.replace(progress.run, error=None)
     return _finish(step, context, started, progress)
 
 

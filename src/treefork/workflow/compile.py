@@ -62,6 +62,7 @@ class _Options(TypedDict):
     timeout: float | None
     commit_required: bool
     on_failure: tuple[Step, ...]
+    continue_on_failure: bool
     capture: str | None
     capture_format: Any
     capture_streams: Any
@@ -98,6 +99,14 @@ def _retry(spec: RetrySpec | None) -> Retry | None:
     return Retry(attempts=spec.attempts, backoff=backoff, max_delay=spec.max_delay)
 
 
+def _handler_retry(spec: StepSpec) -> Retry | None:
+    """``on_failure: {max_attempts: N}`` with no handler command: try the step N times."""
+    on_failure = spec.on_failure
+    if on_failure is None or on_failure.steps or not on_failure.max_attempts:
+        return None
+    return Retry(attempts=on_failure.max_attempts)
+
+
 def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
     handlers = spec.on_failure.steps if spec.on_failure else ()
     return _Options(
@@ -105,10 +114,11 @@ def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
         timeout=spec.timeout if spec.timeout is not None else default_timeout,
         commit_required=spec.commit_required,
         on_failure=tuple(compile_step(handler) for handler in handlers),
+        continue_on_failure=bool(spec.on_failure and spec.on_failure.fail_workflow is False),
         capture=_capture_name(spec),
         capture_format=spec.capture_format or "string",
         capture_streams=_streams(spec),
-        retry=_retry(spec.retry),
+        retry=_retry(spec.retry) or _handler_retry(spec),
         env={name: env_text(value) for name, value in spec.env.items()},
         when=spec.when,
         working_dir=spec.working_dir,

@@ -2,9 +2,10 @@
 
 - An env value may use ``${NAME}`` (or ``${NAME:-default}``) to refer to another entry of
   the same ``env``, of the enclosing one (a domain's env sees the workflow's), or of the
-  process environment, looked up in that order when the workflow loads. A reference to a
-  name defined nowhere keeps its text and gets a warning; entries that refer to each other
-  in a cycle are a problem.
+  process environment, looked up in that order when the workflow loads. An entry that names
+  itself (``ENVIRONMENT: "${ENVIRONMENT:-dev}"``) takes the outer value, else its default.
+  A reference to a name defined nowhere keeps its text and gets a warning; entries that
+  refer to each other in a cycle are a problem.
 - ``max_parallel`` may be a number or ``"${NAME}"`` / ``"$NAME"``: the named env value
   (domain, then workflow, then process environment) must be a whole number of at least 1.
 - ``map.input`` gets its ``${NAME}`` env references replaced when the workflow loads (the
@@ -96,7 +97,9 @@ class _Resolver:
     def replacement(self, reference: Reference, visiting: tuple[str, ...]) -> str | None:
         if not _plain(reference):
             return None
-        if reference.root in self.raw:
+        # An entry that names itself (ENVIRONMENT: "${ENVIRONMENT:-dev}") means the outer
+        # value, as in the shell: the process environment's, else its default.
+        if reference.root in self.raw and reference.root != visiting[-1]:
             return self.value(reference.root, visiting)
         found = _lookup(reference.root, self.chain)
         if found is not None:

@@ -125,7 +125,8 @@ def handler_steps(at: StepAt) -> list[StepAt]:
     if isinstance(node.get("commands"), list):
         inner = phase_steps(at.step, ("on_failure",))
         return [StepAt((*at.path, *handler.path), handler.step) for handler in inner]
-    return [StepAt(path, {k: v for k, v in node.items() if k not in ON_FAILURE_OPTIONS})]
+    step = {k: v for k, v in node.items() if k not in ON_FAILURE_OPTIONS}
+    return [StepAt(path, step)] if step else []  # options alone: no handler step
 
 
 def step_kind(step: dict[str, Any]) -> str | None:

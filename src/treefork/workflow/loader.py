@@ -25,6 +25,7 @@ from treefork.workflow.layout import workflow_format
 from treefork.workflow.model import Workflow
 from treefork.workflow.schema import ProdigyWorkflowSpec, TreeforkWorkflowSpec
 from treefork.workflow.source import SourceDocument, SourceMap, parse_yaml
+from treefork.workflow.typed_env import resolve_typed_settings
 
 __all__ = ("load_workflow", "parse_workflow", "validate_workflow")
 
@@ -114,9 +115,12 @@ def parse_workflow(
     ):
         # Prodigy's name is optional: the file's stem, as for treefork's own format.
         document.data["name"] = Path(path).stem
+    # ${NAME} in numeric and boolean settings is resolved before their types are checked.
+    typed = resolve_typed_settings(document.data, document.source, env or {})
     spec, problems = _validate_schema(document.data, document.source)
     findings = check_document(document.data, document.source, env or {})
-    problems = sorted([*problems, *findings.problems], key=_sort_key)
+    problems = typed.explain(problems)
+    problems = sorted([*typed.problems, *problems, *findings.problems], key=_sort_key)
     if spec is None or problems:
         raise WorkflowError(str(path), problems)
     workflow = _compile(spec, path, document, findings)

@@ -156,7 +156,8 @@ class OnFailureSpec(Spec):
     max_attempts: PositiveCount | None = None
     """Prodigy: retry the failed step after the handler; not supported (a warning)."""
     fail_workflow: bool | None = None
-    """Prodigy: whether the failure still fails the run; only ``true`` is supported."""
+    """Prodigy: whether the failure still fails the run (default true); ``false`` lets the
+    steps after it run (the step's ``continue_on_failure``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -169,7 +170,8 @@ class OnFailureSpec(Spec):
         rest = {key: value for key, value in data.items() if key not in ON_FAILURE_OPTIONS}
         if "commands" in rest:
             return {**options, "steps": rest.pop("commands"), **rest}
-        return {**options, "steps": [rest]}
+        # ``{fail_workflow: true}`` alone: options without a handler command.
+        return {**options, "steps": [rest] if rest else []}
 
 
 class PhaseSpec(Spec):
@@ -354,8 +356,6 @@ UNSUPPORTED: dict[str, str] = {
     "without delay",
     "on_failure.max_attempts": "on_failure.max_attempts is not supported: the handler runs "
     "once and the failed step is not run again",
-    "on_failure.fail_workflow": "on_failure.fail_workflow: false is not supported: when the "
-    "handler does not fix the failure, the step fails",
     "write_file.format": "write_file.format is not applied; the content is written as it is",
     "write_file.create_dirs": "write_file.create_dirs is not an option; parent directories are "
     "created as needed",

@@ -30,12 +30,9 @@ def _step_warnings(at: StepAt, source: SourceMap) -> Iterator[str]:
         yield _warning(source, (*path, "validate"), "validate")
     on_failure = step.get("on_failure")
     if isinstance(on_failure, dict):
-        if "max_attempts" in on_failure:
+        handler = [key for key in on_failure if key not in ("max_attempts", "fail_workflow")]
+        if "max_attempts" in on_failure and handler:  # alone, it is the step's retry
             yield _warning(source, (*path, "on_failure", "max_attempts"), "on_failure.max_attempts")
-        if on_failure.get("fail_workflow") is False:
-            yield _warning(
-                source, (*path, "on_failure", "fail_workflow"), "on_failure.fail_workflow"
-            )
     write_file = step.get("write_file")
     if isinstance(write_file, dict):
         if write_file.get("format") not in (None, "text"):
