@@ -244,3 +244,56 @@ def test_map_defaults_when_settings_are_absent() -> None:
 def test_claude_step_becomes_claude() -> None:
     (step,) = agent_steps("claude: /do ${item}")
     assert isinstance(step, Claude) and step.prompt == "/do ${item}"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ("max_attempts: 4", Retry(attempts=4)),
+        ("retry_config:\n        attempts: 5", Retry(attempts=5, backoff=1.0, max_delay=30.0)),
+        (
+            "retry_config:\n        attempts: 2\n        backoff: exponential\n"
+            "        initial_delay: 500ms\n        max_delay: 1m",
+            Retry(attempts=2, backoff=0.5, max_delay=60.0),
+        ),
+        (
+            "retry_config:\n        attempts: 3\n        backoff: fixed\n        initial_delay: 2s",
+            Retry(attempts=3, backoff=2.0, max_delay=2.0),
+        ),
+    ],
+)
+def test_command_level_retry_config(options: str, expected: Retry) -> None:
+    (step,) = agent_steps(f"shell: cargo test\n      {options}")
+    assert step.retry == expected
+
+
+def test_command_level_retry_options_that_are_not_honoured_are_named() -> None:
+    workflow = load(
+        agent_body(
+            "shell: curl x\n      retry_config:\n        attempts: 3\n"
+            "        backoff:\n          linear:\n            increment: 2s\n"
+            "        jitter: true\n        retry_on: [network]"
+        )
+    )
+    assert sorted(warning.split(": ", 2)[1] for warning in workflow.warnings) == [
+        "map.agent_template[0].retry_config.backoff",
+        "map.agent_template[0].retry_config.jitter",
+        "map.agent_template[0].retry_config.retry_on",
+    ]
+
+
+def test_a_bad_duration_names_the_forms() -> None:
+    with pytest.raises(WorkflowError, match="must be a duration like 2s, 500ms, 1m"):
+        load(agent_body("shell: x\n      retry_config:\n        initial_delay: soon"))
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "  on_item_failure: skip\n  max_failures: 2\n",
+        "  error_policy:\n    on_item_failure: skip\n    max_failures: 2\n",
+    ],
+)
+def test_a_map_level_error_policy_is_the_domain_policy(policy: str) -> None:
+    workflow = load(agent_body("shell: make") + policy + "error_policy:\n  max_failures: 9\n")
+    assert workflow.domains[0].error_policy == ErrorPolicy(on_item_failure="skip", max_failures=2)

@@ -99,6 +99,18 @@ def _retry(spec: RetrySpec | None) -> Retry | None:
     return Retry(attempts=spec.attempts, backoff=backoff, max_delay=spec.max_delay)
 
 
+def _command_retry(spec: StepSpec) -> Retry | None:
+    """Prodigy's command-level ``retry_config`` (or ``max_attempts``) as a retry."""
+    config = spec.retry_config
+    if config is None:
+        return Retry(attempts=spec.max_attempts) if spec.max_attempts else None
+    # Doubling from initial_delay up to max_delay; "fixed" waits initial_delay each time.
+    backoff = config.backoff
+    fixed = backoff == "fixed" or (isinstance(backoff, dict) and "fixed" in backoff)
+    ceiling = config.initial_delay if fixed else max(config.max_delay, config.initial_delay)
+    return Retry(attempts=config.attempts, backoff=config.initial_delay, max_delay=ceiling)
+
+
 def _handler_retry(spec: StepSpec) -> Retry | None:
     """``on_failure: {max_attempts: N}`` with no handler command: try the step N times."""
     on_failure = spec.on_failure
@@ -118,7 +130,7 @@ def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
         capture=_capture_name(spec),
         capture_format=spec.capture_format or "string",
         capture_streams=_streams(spec),
-        retry=_retry(spec.retry) or _handler_retry(spec),
+        retry=_retry(spec.retry) or _command_retry(spec) or _handler_retry(spec),
         env={name: env_text(value) for name, value in spec.env.items()},
         when=spec.when,
         working_dir=spec.working_dir,
@@ -209,15 +221,34 @@ def _policy_values(spec: ErrorPolicySpec | None) -> dict[str, Any]:
 
 
 def _error_policy(
-    workflow: ProdigyWorkflowSpec | TreeforkWorkflowSpec, domain: ErrorPolicySpec | None = None
+    workflow: ProdigyWorkflowSpec | TreeforkWorkflowSpec, *layers: ErrorPolicySpec | None
 ) -> ErrorPolicy:
+    """The workflow's policy (its shortcuts, then its ``error_policy``), then each layer over
+    it (a domain's, a map's)."""
     shortcuts = {
         name: getattr(workflow, name)
         for name in ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
         if getattr(workflow, name) is not None
     }
-    values = {**shortcuts, **_policy_values(workflow.error_policy), **_policy_values(domain)}
+    values = {**shortcuts, **_policy_values(workflow.error_policy)}
+    for layer in layers:
+        values.update(_policy_values(layer))
     return ErrorPolicy(**values)
+
+
+def _map_policy(spec: MapSpec | None) -> ErrorPolicySpec | None:
+    """The map's own error policy: its ``error_policy`` and the shortcuts beside it."""
+    if spec is None:
+        return None
+    shortcuts = {
+        name: getattr(spec, name)
+        for name in ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
+        if getattr(spec, name) is not None
+    }
+    if spec.error_policy is None and not shortcuts:
+        return None
+    base = spec.error_policy.model_dump(exclude_none=True) if spec.error_policy else {}
+    return ErrorPolicySpec.model_validate({**shortcuts, **base})
 
 
 # --------------------------------------------------------------------------- domains
@@ -231,7 +262,7 @@ def _prodigy_domain(spec: ProdigyWorkflowSpec, resolved: ResolvedEnv) -> Domain:
         map=_map(spec.map, resolved, spec.name),
         reduce=_phase(spec.reduce, spec.reduce.timeout if spec.reduce else None),
         env=resolved.domains.get(spec.name, resolved.workflow),
-        error_policy=_error_policy(spec),
+        error_policy=_error_policy(spec, _map_policy(spec.map)),
         # The workflow's only domain: if it fails as a whole (setup, reduce, every item),
         # the job has failed. Items sent to the DLQ while others succeed leave it partial.
         critical=True,
@@ -252,7 +283,7 @@ def _treefork_domain(
         critical=spec.critical,
         description=spec.description,
         env=resolved.domains.get(name, resolved.workflow),
-        error_policy=_error_policy(workflow, spec.error_policy),
+        error_policy=_error_policy(workflow, spec.error_policy, _map_policy(spec.map)),
         on_worktree_create=spec.on_worktree_create,
         worktree_include=spec.worktree_include,
     )

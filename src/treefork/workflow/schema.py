@@ -15,6 +15,7 @@ warnings (see :data:`UNSUPPORTED`).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -64,6 +65,23 @@ PositiveNumber = Annotated[float, BeforeValidator(_no_boolean), Field(gt=0)]
 """A number above zero."""
 Seconds = PositiveNumber
 """A duration in seconds, above zero."""
+
+_DURATION = re.compile(r"\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """``"2s"``, ``"500ms"``, ``"1m"``, ``"1h"`` or a number of seconds, as seconds."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ValueError(f"must be a duration like 2s, 500ms, 1m or a number, got {value!r}")
+        return float(match.group("number")) * _UNIT_SECONDS[match.group("unit")]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_no_boolean), BeforeValidator(_duration), Field(gt=0)]
+"""Seconds, or Prodigy's duration text (``2s``, ``500ms``, ``1m``)."""
 Count = Annotated[int, BeforeValidator(_no_boolean), Field(ge=0)]
 """A whole number, zero or more."""
 PositiveCount = Annotated[int, BeforeValidator(_no_boolean), Field(ge=1)]
@@ -123,6 +141,23 @@ class CaptureStreamsSpec(Spec):
     duration: bool | None = None
 
 
+class StepRetryConfigSpec(Spec):
+    """Prodigy's command-level ``retry_config``."""
+
+    attempts: PositiveCount = 3
+    """Total attempts, the first included."""
+    backoff: Any = "exponential"
+    """``exponential`` (treefork's: doubling), ``fixed``; ``linear`` and ``fibonacci`` are
+    approximated by doubling (a warning)."""
+    initial_delay: Duration = 1.0
+    max_delay: Duration = 30.0
+    jitter: bool | None = None
+    jitter_factor: float | None = None
+    retry_on: Any = None
+    retry_budget: Any = None
+    on_failure: Any = None
+
+
 class StepSpec(Spec):
     """One step: exactly one of ``shell``, ``claude`` or ``write_file``, and options."""
 
@@ -138,6 +173,10 @@ class StepSpec(Spec):
     timeout: Seconds | None = None
     on_failure: OnFailureSpec | None = None
     retry: RetrySpec | None = None
+    retry_config: StepRetryConfigSpec | None = None
+    """Prodigy's command-level retry (attempts, backoff, initial_delay, max_delay)."""
+    max_attempts: PositiveCount | None = None
+    """Total attempts of the step (a retry without its options)."""
     env: dict[str, EnvScalar] = Field(default_factory=dict)
     working_dir: str | None = None
     when: str | None = None
@@ -249,6 +288,12 @@ class MapSpec(Spec):
     auto_commit: StrictBool | None = None
     """Commit what an agent leaves uncommitted (treefork's key; default true). False: such
     an agent's item fails and its worktree is kept."""
+    error_policy: ErrorPolicySpec | None = None
+    """The map's own error policy, over the workflow's."""
+    on_item_failure: Literal["dlq", "retry", "skip", "stop"] | None = None
+    continue_on_failure: bool | None = None
+    max_failures: PositiveCount | None = None
+    failure_threshold: Fraction | None = None
 
 
 class RetryConfigSpec(Spec):
@@ -356,6 +401,10 @@ UNSUPPORTED: dict[str, str] = {
     "without delay",
     "on_failure.max_attempts": "on_failure.max_attempts is not supported: the handler runs "
     "once and the failed step is not run again",
+    "step_retry_config.option": "is not honoured: every failure is retried, after a delay that "
+    "doubles from initial_delay up to max_delay, with no jitter",
+    "step_retry_config.backoff": "is approximated: the delay doubles from initial_delay up to "
+    "max_delay (exponential); fixed and exponential are exact",
     "write_file.format": "write_file.format is not applied; the content is written as it is",
     "write_file.create_dirs": "write_file.create_dirs is not an option; parent directories are "
     "created as needed",

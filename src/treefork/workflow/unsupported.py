@@ -33,6 +33,15 @@ def _step_warnings(at: StepAt, source: SourceMap) -> Iterator[str]:
         handler = [key for key in on_failure if key not in ("max_attempts", "fail_workflow")]
         if "max_attempts" in on_failure and handler:  # alone, it is the step's retry
             yield _warning(source, (*path, "on_failure", "max_attempts"), "on_failure.max_attempts")
+    retry_config = step.get("retry_config")
+    if isinstance(retry_config, dict):
+        for key in ("jitter", "jitter_factor", "retry_on", "retry_budget", "on_failure"):
+            if retry_config.get(key) not in (None, False):
+                yield _warning(source, (*path, "retry_config", key), "step_retry_config.option")
+        backoff = retry_config.get("backoff")
+        strategy = next(iter(backoff), None) if isinstance(backoff, dict) else backoff
+        if strategy not in (None, "exponential", "fixed"):
+            yield _warning(source, (*path, "retry_config", "backoff"), "step_retry_config.backoff")
     write_file = step.get("write_file")
     if isinstance(write_file, dict):
         if write_file.get("format") not in (None, "text"):
