@@ -297,3 +297,36 @@ def test_a_bad_duration_names_the_forms() -> None:
 def test_a_map_level_error_policy_is_the_domain_policy(policy: str) -> None:
     workflow = load(agent_body("shell: make") + policy + "error_policy:\n  max_failures: 9\n")
     assert workflow.domains[0].error_policy == ErrorPolicy(on_item_failure="skip", max_failures=2)
+
+
+def test_every_documented_on_failure_form() -> None:
+    workflow = load(
+        agent_body(
+            "shell: optional-cleanup.sh\n      on_failure: true",
+            'shell: npm install\n      on_failure: "npm cache clean --force"',
+            'shell: cargo clippy\n      on_failure: "/fix-warnings"',
+            'shell: npm ci\n      on_failure:\n        - "npm cache clean --force"\n'
+            '        - "rm -rf node_modules"',
+            "shell: deploy\n      on_failure:\n        shell: rollback\n        claude: /analyze\n"
+            "        fail_workflow: false",
+            "shell: deploy\n      on_failure:\n        strategy: recovery\n        timeout: 300\n"
+            "        commands:\n          - shell: rollback\n            continue_on_error: true\n"
+            "          - claude: /analyze-deployment-failure",
+            "shell: flaky\n      fail_workflow: false",
+            "shell: x\n      on_failure:\n        claude: /fix\n        max_retries: 2",
+        )
+    )
+    steps = the_map(workflow).agent
+    assert steps[0].on_failure == () and steps[0].continue_on_failure
+    assert steps[1].on_failure == (Shell("npm cache clean --force"),)
+    assert steps[2].on_failure == (Claude("/fix-warnings"),)
+    assert steps[3].on_failure == (Shell("npm cache clean --force"), Shell("rm -rf node_modules"))
+    assert steps[4].on_failure == (Shell("rollback"), Claude("/analyze"))
+    assert steps[4].continue_on_failure
+    rollback, analyze = steps[5].on_failure
+    assert rollback == Shell("rollback", timeout=300, continue_on_failure=True)
+    assert analyze == Claude("/analyze-deployment-failure", timeout=300)
+    assert steps[6].continue_on_failure and not steps[7].continue_on_failure
+    assert [warning.split(": ", 2)[1] for warning in workflow.warnings] == [
+        "map.agent_template[7].on_failure.max_retries",
+    ]

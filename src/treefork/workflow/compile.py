@@ -99,6 +99,13 @@ def _retry(spec: RetrySpec | None) -> Retry | None:
     return Retry(attempts=spec.attempts, backoff=backoff, max_delay=spec.max_delay)
 
 
+def _may_fail(spec: StepSpec) -> bool:
+    """Whether the steps after this one run when it fails (Prodigy's ``fail_workflow:
+    false``, on the step or its ``on_failure``, or a handler's ``continue_on_error``)."""
+    handler_says = spec.on_failure is not None and spec.on_failure.fail_workflow is False
+    return handler_says or spec.fail_workflow is False or bool(spec.continue_on_error)
+
+
 def _command_retry(spec: StepSpec) -> Retry | None:
     """Prodigy's command-level ``retry_config`` (or ``max_attempts``) as a retry."""
     config = spec.retry_config
@@ -125,8 +132,11 @@ def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
         name=spec.name,
         timeout=spec.timeout if spec.timeout is not None else default_timeout,
         commit_required=spec.commit_required,
-        on_failure=tuple(compile_step(handler) for handler in handlers),
-        continue_on_failure=bool(spec.on_failure and spec.on_failure.fail_workflow is False),
+        on_failure=tuple(
+            compile_step(handler, spec.on_failure.timeout if spec.on_failure else None)
+            for handler in handlers
+        ),
+        continue_on_failure=_may_fail(spec),
         capture=_capture_name(spec),
         capture_format=spec.capture_format or "string",
         capture_streams=_streams(spec),

@@ -115,18 +115,32 @@ def phase_steps(data: Any, path: DataPath) -> list[StepAt]:
 
 
 def handler_steps(at: StepAt) -> list[StepAt]:
-    """The ``on_failure`` steps of a step, in any of the forms Prodigy allows."""
+    """The ``on_failure`` steps of a step, in any of the forms Prodigy allows: a step, a
+    list (of steps or command strings), one command string, ``{commands: [...]}``, a mapping
+    of options with a command (or a shell and a Claude command), ``true``/``false``."""
     node = at.step.get("on_failure")
     path = (*at.path, "on_failure")
+    if isinstance(node, str):  # one handler command
+        return [StepAt(path, _command(node))]
+    if isinstance(node, dict) and isinstance(node.get("commands"), list):
+        node, path = node["commands"], (*path, "commands")
     if isinstance(node, list):
-        return [StepAt((*path, i), step) for i, step in enumerate(node) if isinstance(step, dict)]
+        return [
+            StepAt((*path, i), _command(step) if isinstance(step, str) else step)
+            for i, step in enumerate(node)
+            if isinstance(step, dict | str)
+        ]
     if not isinstance(node, dict):
         return []
-    if isinstance(node.get("commands"), list):
-        inner = phase_steps(at.step, ("on_failure",))
-        return [StepAt((*at.path, *handler.path), handler.step) for handler in inner]
     step = {k: v for k, v in node.items() if k not in ON_FAILURE_OPTIONS}
+    if "shell" in step and "claude" in step:  # run in sequence
+        claude = {"claude": step.pop("claude")}
+        return [StepAt(path, step), StepAt(path, claude)]
     return [StepAt(path, step)] if step else []  # options alone: no handler step
+
+
+def _command(text: str) -> dict[str, Any]:
+    return {"claude": text} if text.lstrip().startswith("/") else {"shell": text}
 
 
 def step_kind(step: dict[str, Any]) -> str | None:

@@ -177,6 +177,10 @@ class StepSpec(Spec):
     """Prodigy's command-level retry (attempts, backoff, initial_delay, max_delay)."""
     max_attempts: PositiveCount | None = None
     """Total attempts of the step (a retry without its options)."""
+    fail_workflow: bool | None = None
+    """Prodigy: false lets the steps after this one run when it fails."""
+    continue_on_error: bool | None = None
+    """Prodigy (handler commands): true lets the next command run when this one fails."""
     env: dict[str, EnvScalar] = Field(default_factory=dict)
     working_dir: str | None = None
     when: str | None = None
@@ -184,8 +188,27 @@ class StepSpec(Spec):
     """Prodigy's validation loop; not supported (a warning)."""
 
 
-ON_FAILURE_OPTIONS = frozenset({"max_attempts", "fail_workflow"})
+ON_FAILURE_OPTIONS = frozenset(
+    {"max_attempts", "max_retries", "fail_workflow", "strategy", "timeout",
+     "handler_failure_fatal", "capture"}
+)  # fmt: skip
 """Keys of Prodigy's ``on_failure`` mapping that belong to the handler, not its step."""
+
+
+def _command_step(command: str) -> dict[str, str]:
+    """A handler given as one string: ``/command`` for Claude, anything else for the shell."""
+    return {"claude": command} if command.lstrip().startswith("/") else {"shell": command}
+
+
+def _handler_steps(rest: dict[str, Any]) -> list[Any]:
+    """The handler steps of an ``on_failure`` mapping without ``commands``: one step, or a
+    shell step then a Claude step when it names both (Prodigy runs them in sequence)."""
+    if not rest:
+        return []
+    if "shell" in rest and "claude" in rest:
+        claude = {"claude": rest.pop("claude")}
+        return [rest, claude]
+    return [rest]
 
 
 class OnFailureSpec(Spec):
@@ -197,20 +220,40 @@ class OnFailureSpec(Spec):
     fail_workflow: bool | None = None
     """Prodigy: whether the failure still fails the run (default true); ``false`` lets the
     steps after it run (the step's ``continue_on_failure``)."""
+    timeout: Seconds | None = None
+    """Seconds each handler step may run (unless it sets its own)."""
+    strategy: str | None = None
+    """Prodigy's label for the handler (recovery, fallback, cleanup); no effect."""
+    handler_failure_fatal: bool | None = None
+    """Prodigy: a failing handler fails the step; only ``true`` is how treefork works."""
+    capture: Any = None
+    """Prodigy: variables from the handler's output; not supported (a warning)."""
 
     @model_validator(mode="before")
     @classmethod
     def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, bool):
+            # ``on_failure: true``: ignore the failure (Prodigy's simplest form); false: none.
+            return {"steps": [], "fail_workflow": not data}
+        if isinstance(data, str):
+            # One handler command: a Claude command when it starts with "/", else shell.
+            return {"steps": [_command_step(data)]}
         if isinstance(data, list):
-            return {"steps": data}
+            return {"steps": [_command_step(s) if isinstance(s, str) else s for s in data]}
         if not isinstance(data, dict) or "steps" in data:
             return data
         options = {key: value for key, value in data.items() if key in ON_FAILURE_OPTIONS}
+        if "max_retries" in options and "max_attempts" not in options:
+            options["max_attempts"] = options.pop("max_retries")  # Prodigy's alias
+        options.pop("max_retries", None)
         rest = {key: value for key, value in data.items() if key not in ON_FAILURE_OPTIONS}
         if "commands" in rest:
-            return {**options, "steps": rest.pop("commands"), **rest}
+            commands = rest.pop("commands")
+            if isinstance(commands, list):
+                commands = [_command_step(c) if isinstance(c, str) else c for c in commands]
+            return {**options, "steps": commands, **rest}
         # ``{fail_workflow: true}`` alone: options without a handler command.
-        return {**options, "steps": [rest] if rest else []}
+        return {**options, "steps": _handler_steps(rest)}
 
 
 class PhaseSpec(Spec):
@@ -401,6 +444,12 @@ UNSUPPORTED: dict[str, str] = {
     "without delay",
     "on_failure.max_attempts": "on_failure.max_attempts is not supported: the handler runs "
     "once and the failed step is not run again",
+    "handler_failure_fatal": "handler_failure_fatal: false is not supported: when the "
+    "on_failure handler fails, the step fails (add fail_workflow: false to go on)",
+    "on_failure.capture": "on_failure.capture is not supported: capture the handler "
+    "command's output with capture on that command",
+    "max_attempts_with_handler": "max_attempts with on_failure: the step is tried that many "
+    "times, then the handler runs once (Prodigy runs the handler between attempts)",
     "step_retry_config.option": "is not honoured: every failure is retried, after a delay that "
     "doubles from initial_delay up to max_delay, with no jitter",
     "step_retry_config.backoff": "is approximated: the delay doubles from initial_delay up to "

@@ -24,24 +24,38 @@ def _warning(source: SourceMap, path: DataPath, topic: str) -> str:
     return f"{source.where(path, key=True)}: {dotted(path)}: {UNSUPPORTED[topic]}"
 
 
+def _retry_config_warnings(retry_config: Any, path: DataPath, source: SourceMap) -> Iterator[str]:
+    if not isinstance(retry_config, dict):
+        return
+    for key in ("jitter", "jitter_factor", "retry_on", "retry_budget", "on_failure"):
+        if retry_config.get(key) not in (None, False):
+            yield _warning(source, (*path, "retry_config", key), "step_retry_config.option")
+    backoff = retry_config.get("backoff")
+    strategy = next(iter(backoff), None) if isinstance(backoff, dict) else backoff
+    if strategy not in (None, "exponential", "fixed"):
+        yield _warning(source, (*path, "retry_config", "backoff"), "step_retry_config.backoff")
+
+
 def _step_warnings(at: StepAt, source: SourceMap) -> Iterator[str]:
     step, path = at.step, at.path
     if step.get("validate") is not None:
         yield _warning(source, (*path, "validate"), "validate")
     on_failure = step.get("on_failure")
     if isinstance(on_failure, dict):
-        handler = [key for key in on_failure if key not in ("max_attempts", "fail_workflow")]
-        if "max_attempts" in on_failure and handler:  # alone, it is the step's retry
-            yield _warning(source, (*path, "on_failure", "max_attempts"), "on_failure.max_attempts")
-    retry_config = step.get("retry_config")
-    if isinstance(retry_config, dict):
-        for key in ("jitter", "jitter_factor", "retry_on", "retry_budget", "on_failure"):
-            if retry_config.get(key) not in (None, False):
-                yield _warning(source, (*path, "retry_config", key), "step_retry_config.option")
-        backoff = retry_config.get("backoff")
-        strategy = next(iter(backoff), None) if isinstance(backoff, dict) else backoff
-        if strategy not in (None, "exponential", "fixed"):
-            yield _warning(source, (*path, "retry_config", "backoff"), "step_retry_config.backoff")
+        options = ("max_attempts", "max_retries", "fail_workflow", "strategy", "timeout")
+        handler = [key for key in on_failure if key not in options]
+        for key in ("max_attempts", "max_retries"):
+            if key in on_failure and handler:  # alone, it is the step's retry
+                yield _warning(source, (*path, "on_failure", key), "on_failure.max_attempts")
+        if on_failure.get("handler_failure_fatal") is False:
+            yield _warning(
+                source, (*path, "on_failure", "handler_failure_fatal"), "handler_failure_fatal"
+            )
+        if on_failure.get("capture") is not None:
+            yield _warning(source, (*path, "on_failure", "capture"), "on_failure.capture")
+    if step.get("max_attempts") and on_failure not in (None, True, False):
+        yield _warning(source, (*path, "max_attempts"), "max_attempts_with_handler")
+    yield from _retry_config_warnings(step.get("retry_config"), path, source)
     write_file = step.get("write_file")
     if isinstance(write_file, dict):
         if write_file.get("format") not in (None, "text"):
