@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-__all__ = ("treefork_home",)
+__all__ = ("free_space", "treefork_home")
 
 
 def treefork_home(override: str | Path | None = None) -> Path:
@@ -18,3 +19,14 @@ def treefork_home(override: str | Path | None = None) -> Path:
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def free_space(path: Path) -> int | None:
+    """Bytes free on the file system of ``path`` (or of its closest existing parent); None
+    when it cannot be told (blocking: call it from a worker thread in async code)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None

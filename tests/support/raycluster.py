@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from procutil import is_running
+
 PORT = 6379
 ADDRESS = f"127.0.0.1:{PORT}"
 BIN = Path(sys.executable).parent
@@ -80,12 +82,7 @@ def _signal(pids: set[int], sig: int) -> None:
             os.kill(member, sig)
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
+alive = is_running
 
 
 @dataclass
@@ -232,9 +229,15 @@ class RayCluster:
             for node in nodes:
                 node.process.poll()
             time.sleep(0.1)
-        _signal(members | {pid for node in nodes for pid in descendants(node.process.pid)}, signal.SIGKILL)
+        members |= {pid for node in nodes for pid in descendants(node.process.pid)}
+        _signal(members, signal.SIGKILL)
         for node in nodes:
             node.process.wait()
+        # A killed process is gone only once the kernel has torn it down, which takes a
+        # moment for a large one on a busy machine.
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in members) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.nodes.clear()
         self.head = None
         if self.holder is not None:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from treefork.cli.lifecycle import run_async
 from treefork.cli.progress import make_progress
 from treefork.cli.render import print_summary
 from treefork.errors import JobLockedError, TreeforkError, WorkflowError
-from treefork.home import treefork_home
+from treefork.home import free_space, treefork_home
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -478,18 +477,8 @@ def stop_if_disk_full(error: BaseException, job_id: str | None) -> None:
         if recorded
         else "then run it again (nothing of this job was recorded)"
     )
-    _say(f"error: {full.describe(_free_space(full.path))}; {then}")
+    _say(f"error: {full.describe(free_space(full.path))}; {then}")
     raise typer.Exit(EXIT_FAILED) from None
-
-
-def _free_space(path: Path) -> int | None:
-    """Bytes free on the file system of ``path`` (or of its closest existing parent)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
 
 
 def _is_input_error(error: TreeforkError) -> bool:

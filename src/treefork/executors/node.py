@@ -25,9 +25,8 @@ import fcntl
 import os
 import shutil
 import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,8 @@ import anyio
 from treefork.errors import TreeforkError, disk_full_in
 from treefork.git.bundles import bundle_range, fetch_bundle
 from treefork.git.command import git, git_ok
-from treefork.git.repository import commit_identity_env
-from treefork.git.worktrees import AgentChanges, read_agent_changes
-from treefork.home import treefork_home
+from treefork.git.worktrees import AgentChanges, commit_all, read_agent_changes
+from treefork.home import free_space, treefork_home
 from treefork.runners.process import kill_tagged
 from treefork.runners.steps import StepContext, run_steps
 from treefork.steps import Shell, Step, Usage
@@ -166,7 +164,7 @@ async def _run(task: AgentTask, base_bundle: Callable[[], bytes], node: str) -> 
     seconds: dict[str, float] = {}
     try:
         clock = time.perf_counter()
-        clone = await anyio.to_thread.run_sync(_make_clone, folder)
+        clone = await _make_clone(folder)
         fetched = await _ensure_base(clone, folder, task, base_bundle)
         await _sync_repository_settings(clone, folder, task)
         seconds["base"] = time.perf_counter() - clock
@@ -176,18 +174,11 @@ async def _run(task: AgentTask, base_bundle: Callable[[], bytes], node: str) -> 
     except Exception as error:
         full = disk_full_in(error, default=folder)
         if full is not None:
-            said = full.describe(_free(full.path))
+            said = full.describe(await anyio.to_thread.run_sync(free_space, full.path))
             return _failed(task, node, f"on node {node}: {said}", seconds)
         if isinstance(error, TreeforkError | OSError):
             return _failed(task, node, f"on node {node}: {error}", seconds)
         raise
-
-
-def _free(path: Path) -> int | None:
-    for candidate in (path, *path.parents):
-        with contextlib.suppress(OSError):
-            return shutil.disk_usage(candidate).free
-    return None
 
 
 def _failed(task: AgentTask, node: str, error: str, seconds: dict[str, float]) -> AgentOutcome:
@@ -197,32 +188,21 @@ def _failed(task: AgentTask, node: str, error: str, seconds: dict[str, float]) -
 # -- the clone -------------------------------------------------------------------------------
 
 
-def _make_clone(folder: Path) -> Path:
+async def _make_clone(folder: Path) -> Path:
+    """The node's bare clone of the repository, made (empty) on first use."""
     clone = folder / "clone.git"
-    if (clone / "HEAD").is_file():
+    head = anyio.Path(clone / "HEAD")
+    if await head.is_file():
         return clone
-    folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / "clone.lock"):
-        if not (clone / "HEAD").is_file():
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    async with _clone_lock(folder):
+        if not await head.is_file():
+            # Made aside and renamed: a killed agent never leaves a half-made clone.
             partial = folder / f"clone.git.{os.getpid()}"
-            shutil.rmtree(partial, ignore_errors=True)
-            subprocess.run(
-                ["git", "init", "-q", "--bare", str(partial)],
-                check=True,
-                capture_output=True,
-            )
-            partial.rename(clone)
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(partial, ignore_errors=True))
+            await git("init", "-q", "--bare", str(partial), cwd=folder)
+            await anyio.Path(partial).rename(clone)
     return clone
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.asynccontextmanager
@@ -419,9 +399,7 @@ async def _in_slot(
     read_only = task.branch is None
     if outcome.ok and changes.dirty and task.auto_commit and not read_only:
         try:
-            await git("add", "-A", cwd=path)
-            identity = await commit_identity_env(path)
-            await git("commit", "-q", "-m", task.commit_message, cwd=path, env=identity)
+            await commit_all(path, task.commit_message)
         except TreeforkError as refused:
             error = f"auto_commit failed: {refused}"
         changes = await read_agent_changes(path, base)

@@ -8,10 +8,14 @@ shared: no filesystem, no remote.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from treefork.git.command import git
 
@@ -40,10 +44,19 @@ async def bundle_range(repo: Path, branch: str, base: str, *, scratch: Path) -> 
     return await _create(repo, [f"refs/heads/{branch}", f"^{base}"], scratch)
 
 
-async def _create(repo: Path, revisions: list[str], scratch: Path) -> bytes:
+@asynccontextmanager
+async def _bundle_file(scratch: Path) -> AsyncIterator[Path]:
+    """A path for one bundle file in a fresh folder under ``scratch``, removed after."""
     await anyio.Path(scratch).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        path = Path(folder) / "content.bundle"
+    folder = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(dir=scratch)))
+    try:
+        yield folder / "content.bundle"
+    finally:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+async def _create(repo: Path, revisions: list[str], scratch: Path) -> bytes:
+    async with _bundle_file(scratch) as path:
         await git("bundle", "create", "-q", str(path), *revisions, cwd=repo)
         return await anyio.Path(path).read_bytes()
 
@@ -59,9 +72,7 @@ async def fetch_bundle(
     Raises:
         GitError: The bundle is not valid, or lacks a commit it needs that ``repo`` has not.
     """
-    await anyio.Path(scratch).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        path = Path(folder) / "content.bundle"
+    async with _bundle_file(scratch) as path:
         await anyio.Path(path).write_bytes(data)
         await git(
             "-c", "fetch.unpackLimit=1000000", "-c", "transfer.unpackLimit=1000000",

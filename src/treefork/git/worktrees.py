@@ -45,6 +45,7 @@ __all__ = (
     "AgentChanges",
     "Worktree",
     "WorktreeManager",
+    "commit_all",
     "read_agent_changes",
     "repository_key",
     "status_with_ignored",
@@ -174,8 +175,7 @@ class WorktreeManager:
         Raises:
             GitError: ``add`` or ``commit`` failed (a hook refused, for instance).
         """
-        await git("add", "-A", cwd=path)
-        await git("commit", "-q", "-m", message, cwd=path, env=await commit_identity_env(path))
+        await commit_all(path, message)
 
     async def registered_worktrees(self) -> dict[Path, str | None]:
         """Every worktree git knows for the repository, with its branch."""
@@ -370,6 +370,17 @@ class WorktreeManager:
                 self.root.rmdir()
 
         await anyio.to_thread.run_sync(_remove)
+
+
+async def commit_all(path: Path, message: str) -> None:
+    """Commit everything uncommitted in a worktree (``git add -A``; ignored files never),
+    with the repository's hooks and identity (treefork's when it has none).
+
+    Raises:
+        GitError: ``add`` or ``commit`` failed (a hook refused, for instance).
+    """
+    await git("add", "-A", cwd=path)
+    await git("commit", "-q", "-m", message, cwd=path, env=await commit_identity_env(path))
 
 
 async def status_with_ignored(path: Path) -> tuple[list[str], list[str]]:

@@ -466,30 +466,14 @@ async def _prepare(run: MapRun, pool: AgentPool, work: WorkItem, attempt: int) -
     if run.map.isolation == "none":
         return _Prepared(attempt, remote=remote)
     branch = _agent_branch(run, work, attempt)
-    if remote:
-        # Recorded before the branch exists (fetched from the agent's bundle), as locally.
-        await run.runtime.recorder.agent_started(
-            run.domain.name,
-            item_id=work.item_id,
-            item_index=work.index,
-            item=work.value,
-            attempt=attempt,
-            branch=branch,
-        )
+    if remote:  # its branch comes with the agent's bundle; no worktree here
+        await _record_start(run, work, attempt, branch)
         return _Prepared(attempt, branch=branch, remote=True)
     assert run.worktrees is not None
     await run.worktrees.acquire()
     prepared = _Prepared(attempt, branch=branch, permit=run.worktrees)
     try:
-        # Recorded before the branch exists: a resume then knows whose branch it finds.
-        await run.runtime.recorder.agent_started(
-            run.domain.name,
-            item_id=work.item_id,
-            item_index=work.index,
-            item=work.value,
-            attempt=attempt,
-            branch=branch,
-        )
+        await _record_start(run, work, attempt, branch)
         prepared.worktree = await pool.acquire(branch, run.base_commit)
     except (WorktreeError, GitError) as error:
         prepared.error = f"could not prepare the agent worktree: {error}"
@@ -498,6 +482,24 @@ async def _prepare(run: MapRun, pool: AgentPool, work: WorkItem, attempt: int) -
         prepared.let_go()
         raise
     return prepared
+
+
+async def _record_start(run: MapRun, work: WorkItem, attempt: int, branch: str) -> None:
+    # Recorded before the branch exists: a resume then knows whose branch it finds.
+    await run.runtime.recorder.agent_started(
+        run.domain.name,
+        item_id=work.item_id,
+        item_index=work.index,
+        item=work.value,
+        attempt=attempt,
+        branch=branch,
+    )
+
+
+def _spent(run: MapRun, usage: Usage) -> None:
+    """Count an agent's tokens and cost against the budget and the domain."""
+    run.runtime.budget.record(usage)
+    run.usage = run.usage + usage
 
 
 async def _discard(pool: AgentPool, prepared: _Prepared) -> None:
@@ -567,8 +569,7 @@ async def _run_agent_steps(
         emit=run.runtime.emitter,
     )
     outcome = await run_steps(run.map.agent, context)
-    run.runtime.budget.record(outcome.usage)
-    run.usage = run.usage + outcome.usage
+    _spent(run, outcome.usage)
     return outcome
 
 
@@ -747,8 +748,7 @@ async def _attempt_remote(
         to_node=max(0.0, outcome.started_at - sent_at) if outcome.started_at else None,
         from_node=max(0.0, received_at - outcome.finished_at) if outcome.finished_at else None,
     )
-    run.runtime.budget.record(outcome.usage)
-    run.usage = run.usage + outcome.usage
+    _spent(run, outcome.usage)
     usage = {"tokens": outcome.usage.tokens, "cost": outcome.usage.cost}
     node = {"node": outcome.node}
     if prepared.branch is None:  # read-only: nothing to bring back

@@ -31,6 +31,7 @@ from treefork.workflow.layout import (
     walk_steps,
 )
 from treefork.workflow.references import ITEM_ROOTS, PhaseScope, phase_reference_problems
+from treefork.workflow.schema import POLICY_SHORTCUTS
 from treefork.workflow.source import DataPath, SourceMap, dotted
 from treefork.workflow.unsupported import unsupported_warnings
 
@@ -44,7 +45,6 @@ __all__ = (
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_CAPTURES = ITEM_ROOTS | {"map", "merge", "shell"}
-_POLICY_SHORTCUTS = ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,7 @@ class _Checker:
         policy = get(self.data, ("error_policy",))
         if not isinstance(policy, dict):
             return
-        for name in _POLICY_SHORTCUTS:
+        for name in POLICY_SHORTCUTS:
             if name in policy and name in self.data and policy[name] != self.data[name]:
                 self.problem(
                     (name,),

@@ -40,6 +40,7 @@ from treefork.workflow.layout import (
 )
 from treefork.workflow.model import Workflow
 from treefork.workflow.schema import (
+    POLICY_SHORTCUTS,
     CaptureOutputSpec,
     CaptureStreamsSpec,
     DomainSpec,
@@ -237,7 +238,7 @@ def _error_policy(
     it (a domain's, a map's)."""
     shortcuts = {
         name: getattr(workflow, name)
-        for name in ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
+        for name in POLICY_SHORTCUTS
         if getattr(workflow, name) is not None
     }
     values = {**shortcuts, **_policy_values(workflow.error_policy)}
@@ -252,7 +253,7 @@ def _map_policy(spec: MapSpec | None) -> ErrorPolicySpec | None:
         return None
     shortcuts = {
         name: getattr(spec, name)
-        for name in ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
+        for name in POLICY_SHORTCUTS
         if getattr(spec, name) is not None
     }
     if spec.error_policy is None and not shortcuts:

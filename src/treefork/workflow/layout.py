@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from treefork.core.naming import is_valid_name
-from treefork.workflow.schema import ON_FAILURE_OPTIONS
+from treefork.workflow.schema import ON_FAILURE_OPTIONS, command_step, handler_steps_of
 from treefork.workflow.source import DataPath
 
 __all__ = (
@@ -121,26 +121,19 @@ def handler_steps(at: StepAt) -> list[StepAt]:
     node = at.step.get("on_failure")
     path = (*at.path, "on_failure")
     if isinstance(node, str):  # one handler command
-        return [StepAt(path, _command(node))]
+        return [StepAt(path, command_step(node))]
     if isinstance(node, dict) and isinstance(node.get("commands"), list):
         node, path = node["commands"], (*path, "commands")
     if isinstance(node, list):
         return [
-            StepAt((*path, i), _command(step) if isinstance(step, str) else step)
+            StepAt((*path, i), command_step(step) if isinstance(step, str) else step)
             for i, step in enumerate(node)
             if isinstance(step, dict | str)
         ]
     if not isinstance(node, dict):
         return []
     step = {k: v for k, v in node.items() if k not in ON_FAILURE_OPTIONS}
-    if "shell" in step and "claude" in step:  # run in sequence
-        claude = {"claude": step.pop("claude")}
-        return [StepAt(path, step), StepAt(path, claude)]
-    return [StepAt(path, step)] if step else []  # options alone: no handler step
-
-
-def _command(text: str) -> dict[str, Any]:
-    return {"claude": text} if text.lstrip().startswith("/") else {"shell": text}
+    return [StepAt(path, handler) for handler in handler_steps_of(step)]
 
 
 def step_kind(step: dict[str, Any]) -> str | None:

@@ -188,6 +188,9 @@ class StepSpec(Spec):
     """Prodigy's validation loop; not supported (a warning)."""
 
 
+POLICY_SHORTCUTS = ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
+"""``error_policy`` settings also written beside it (at the top level, or in ``map``)."""
+
 ON_FAILURE_OPTIONS = frozenset(
     {"max_attempts", "max_retries", "fail_workflow", "strategy", "timeout",
      "handler_failure_fatal", "capture"}
@@ -195,19 +198,19 @@ ON_FAILURE_OPTIONS = frozenset(
 """Keys of Prodigy's ``on_failure`` mapping that belong to the handler, not its step."""
 
 
-def _command_step(command: str) -> dict[str, str]:
+def command_step(command: str) -> dict[str, str]:
     """A handler given as one string: ``/command`` for Claude, anything else for the shell."""
     return {"claude": command} if command.lstrip().startswith("/") else {"shell": command}
 
 
-def _handler_steps(rest: dict[str, Any]) -> list[Any]:
+def handler_steps_of(rest: dict[str, Any]) -> list[dict[str, Any]]:
     """The handler steps of an ``on_failure`` mapping without ``commands``: one step, or a
     shell step then a Claude step when it names both (Prodigy runs them in sequence)."""
     if not rest:
         return []
     if "shell" in rest and "claude" in rest:
-        claude = {"claude": rest.pop("claude")}
-        return [rest, claude]
+        step = dict(rest)
+        return [step, {"claude": step.pop("claude")}]
     return [rest]
 
 
@@ -237,9 +240,9 @@ class OnFailureSpec(Spec):
             return {"steps": [], "fail_workflow": not data}
         if isinstance(data, str):
             # One handler command: a Claude command when it starts with "/", else shell.
-            return {"steps": [_command_step(data)]}
+            return {"steps": [command_step(data)]}
         if isinstance(data, list):
-            return {"steps": [_command_step(s) if isinstance(s, str) else s for s in data]}
+            return {"steps": [command_step(s) if isinstance(s, str) else s for s in data]}
         if not isinstance(data, dict) or "steps" in data:
             return data
         options = {key: value for key, value in data.items() if key in ON_FAILURE_OPTIONS}
@@ -250,10 +253,10 @@ class OnFailureSpec(Spec):
         if "commands" in rest:
             commands = rest.pop("commands")
             if isinstance(commands, list):
-                commands = [_command_step(c) if isinstance(c, str) else c for c in commands]
+                commands = [command_step(c) if isinstance(c, str) else c for c in commands]
             return {**options, "steps": commands, **rest}
         # ``{fail_workflow: true}`` alone: options without a handler command.
-        return {**options, "steps": _handler_steps(rest)}
+        return {**options, "steps": handler_steps_of(rest)}
 
 
 class PhaseSpec(Spec):

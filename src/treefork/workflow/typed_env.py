@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from treefork.errors import Problem
 from treefork.workflow.env import env_text, resolve_env
 from treefork.workflow.source import DataPath, SourceMap
@@ -40,17 +43,17 @@ TYPED_SETTINGS = frozenset(
 _WHOLE_REFERENCE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
 )
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+_SCALARS = YAML(typ="safe", pure=True)
 
 
 def _scalar(text: str) -> Any:
-    """Text read as YAML reads a plain scalar: a number, a boolean, else the text."""
-    stripped = text.strip()
-    if _NUMBER.fullmatch(stripped):
-        number = float(stripped)
-        return int(number) if re.fullmatch(r"[+-]?\d+", stripped) else number
-    return _BOOLEANS.get(stripped.lower(), text)
+    """Text read as the workflow file's own values are (YAML): a number or a boolean, else
+    the text as it is."""
+    try:
+        value = _SCALARS.load(text)
+    except YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
 
 
 def _env_chain(data: Mapping[str, Any], process: Mapping[str, str]) -> list[Mapping[str, str]]:
