@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from treefork.core.masking import mask_text
+
 __all__ = (
     "BudgetExceededError",
     "CommitRequiredError",
@@ -200,6 +202,7 @@ class StepError(TreeforkError):
         worktree: str | Path | None = None,
         usage: Any = None,
     ) -> None:
+        reason, output_tail = mask_text(reason), mask_text(output_tail)
         self.phase = phase
         self.step = step
         self.reason = reason

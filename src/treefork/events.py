@@ -3,7 +3,8 @@
 Nodes emit events through an :class:`Emitter`. Each event is a flat JSON-compatible dict with
 ``event`` (its kind), ``job_id`` and ``ts`` (Unix time). They go to LangGraph's custom stream
 (``graph.astream(..., stream_mode="custom")``), to the ``treefork.events`` logger, and to any
-extra sinks (the job store, a progress display).
+extra sinks (the job store, a progress display). Secret values are masked in every event
+(:mod:`treefork.core.masking`).
 
 Kinds: ``job_start``, ``routing``, ``domain_start``, ``phase_start``, ``phase_end``,
 ``agent_start``, ``agent_end``, ``step_start``, ``step_end``, ``merge``, ``conflict``,
@@ -21,9 +22,13 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from treefork.core.masking import mask
+
 __all__ = ("Emitter", "EventSink", "stream_writer_or_none")
 
 logger = logging.getLogger("treefork.events")
+
+_NOT_LOGGED = frozenset({"event", "job_id", "ts", "results"})
 
 EventSink = Callable[[dict[str, Any]], None]
 """Something that receives events."""
@@ -46,13 +51,12 @@ class Emitter:
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         """Send one event; returns it."""
-        payload: dict[str, Any] = {
-            "event": event,
-            "job_id": self.job_id,
-            "ts": time.time(),
-            **fields,
-        }
-        logger.info("%s %s", event, {k: v for k, v in fields.items() if k != "results"})
+        payload: dict[str, Any] = mask(
+            {"event": event, "job_id": self.job_id, "ts": time.time(), **fields}
+        )
+        logger.info(
+            "%s %s", event, {k: v for k, v in payload.items() if k not in _NOT_LOGGED}
+        )
         for sink in self.sinks:
             try:
                 sink(payload)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
 from treefork.context import TreeforkContext
+from treefork.core.masking import register_secrets
 from treefork.core.routing import Analyzer, RuleAnalyzer
 from treefork.core.validation import validate_definition
 from treefork.domain import Budget, Domain
@@ -83,6 +86,9 @@ def _event_sinks(
     return (EventLog(store_ref, Path(home) if home is not None else None), *sinks)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def build_graph(
     domains: Sequence[Domain],
     *,
@@ -102,6 +108,7 @@ def build_graph(
     history: Literal["merges", "squash"] = "merges",
     repo: str | Path | None = None,
     executor: Executor | None = None,
+    secrets: Mapping[str, str] | None = None,
     **deprecated: Any,
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
@@ -148,6 +155,9 @@ def build_graph(
             of the repository; a :class:`~treefork.executors.RayExecutor` on a Ray
             cluster, each agent in a worktree of its node's own clone. Everything else
             (limits, budget, retries, the DLQ, merging) stays with the graph.
+        secrets: Environment variables every step gets (over the domains' ``env`` and
+            ``merge_env``) whose values are masked (``***``) in everything the job writes:
+            events, the job store and its DLQ, step results and errors, the report.
 
     Returns:
         The compiled graph.
@@ -158,9 +168,18 @@ def build_graph(
     domains = list(domains)
     budget_value = _budget(budget)
     problems = validate_definition(domains, max_parallel=max_parallel, budget=budget_value)
+    problems += [
+        Problem(f"secrets[{name!r}]", "must be an environment variable name (A-Z, 0-9, _)")
+        for name in secrets or {}
+        if not _ENV_NAME.fullmatch(name)
+    ]
     if problems:
         raise DefinitionError(problems)
     store_ref = _store_ref(_job_store(job_store, deprecated))
+    secret_env = dict(secrets or {})
+    if secret_env:
+        register_secrets(secret_env.values())
+        domains = [replace(domain, env={**domain.env, **secret_env}) for domain in domains]
     settings = GraphSettings(
         domains=tuple(domains),
         analyzer=analyzer or RuleAnalyzer(fallback=fallback),
@@ -173,10 +192,11 @@ def build_graph(
         keep_worktrees=keep_worktrees,
         store=store_ref,
         merge_steps=tuple(merge_steps),
-        merge_env=dict(merge_env or {}),
+        merge_env={**(merge_env or {}), **secret_env},
         history=history,
         repo=str(repo) if repo is not None else None,
         executor=executor,
+        secrets=tuple(value for value in secret_env.values() if value),
     )
     return _assemble(settings, checkpointer)
 

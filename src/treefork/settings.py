@@ -55,6 +55,9 @@ class GraphSettings:
     """The repository of runs whose input names none."""
     executor: Executor | None = None
     """Where map agents run: None for this machine, else a remote executor (Ray)."""
+    secrets: tuple[str, ...] = ()
+    """Values masked (``***``) in everything the job writes (the agents get them as they
+    are); see :mod:`treefork.core.masking`."""
 
     def domain(self, name: str) -> Domain:
         """The domain with this name."""

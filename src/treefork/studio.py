@@ -20,6 +20,9 @@ the assistant's or the run's ``configurable`` keys:
 ``repo``
     The repository of runs whose input names none (default: the ``TREEFORK_REPO``
     environment variable). A relative path is taken from the server's working directory.
+``profile``
+    The workflow's profile (default: ``TREEFORK_PROFILE``, else its ``active_profile``).
+    Its ``secrets`` are masked in everything the run writes.
 
 The task is the run's input, with the repository unless the config gives one:
 ``{"task": ..., "repo": "/path/to/repo"}``; a ``repo`` in the input wins.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,8 @@ class StudioOptions:
     """The treefork home; None for the default."""
     repo: str | None = None
     """The repository of runs whose input names none; None for none."""
+    profile: str | None = None
+    """The workflow's profile; None for ``$TREEFORK_PROFILE`` or its ``active_profile``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class Definition:
     domains: tuple[Domain, ...]
     budget: Budget | None
     max_parallel: int | None
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -130,6 +136,9 @@ def studio_options(
     repo = configurable.get("repo") or environ.get("TREEFORK_REPO") or None
     if repo is not None and not isinstance(repo, str):
         raise InputError("repo", f"must be a path, got {type(repo).__name__}")
+    profile = configurable.get("profile") or None
+    if profile is not None and not isinstance(profile, str):
+        raise InputError("profile", f"must be a profile's name, got {type(profile).__name__}")
     return StudioOptions(
         workflow=str(workflow) if workflow is not None else None,
         example=example,
@@ -137,6 +146,7 @@ def studio_options(
         max_parallel=_count("max_parallel", configurable.get("max_parallel")),
         home=str(home) if home else None,
         repo=repo,
+        profile=profile,
     )
 
 
@@ -157,8 +167,10 @@ def load_definition(options: StudioOptions) -> Definition:
     """
     if options.workflow is None:
         return Definition(_example_domains(EXAMPLES[options.example]), None, None)
-    workflow = load_workflow(Path(options.workflow).expanduser())
-    return Definition(workflow.domains, workflow.budget, workflow.max_parallel)
+    workflow = load_workflow(Path(options.workflow).expanduser(), profile=options.profile)
+    return Definition(
+        workflow.domains, workflow.budget, workflow.max_parallel, dict(workflow.secrets)
+    )
 
 
 async def make_graph(
@@ -187,4 +199,5 @@ async def make_graph(
         checkpointer=None,
         home=options.home,
         repo=options.repo,
+        secrets=definition.secrets,
     )

@@ -168,15 +168,19 @@ def test_filter_and_sort_from_fix_files_are_kept_verbatim() -> None:
     assert agent.max_parallel == 4
 
 
-def test_env_example_merge_phase_and_secret_warning() -> None:
+def test_env_example_merge_phase_secret_and_profiles() -> None:
     workflow = load("workflows/mapreduce-env-example.yml")
     assert len(workflow.merge) == 4
     assert isinstance(workflow.merge[2], Claude)
     assert workflow.env["API_TOKEN"] == "${GITHUB_TOKEN}"
-    assert any("env.API_TOKEN.secret" in warning for warning in workflow.warnings)
-    assert any(
-        "profiles: env profiles are not supported" in warning for warning in workflow.warnings
-    )
+    assert workflow.secrets == {"API_TOKEN": "${GITHUB_TOKEN}"}  # masked when it runs
+    assert workflow.profile is None and workflow.env["DEBUG_MODE"] == "false"
+    assert not any("secret" in warning or "profiles" in warning for warning in workflow.warnings)
+    development = load_workflow(CORPUS / "workflows/mapreduce-env-example.yml", env={},
+                                profile="development")  # fmt: skip
+    assert development.profile == "development"
+    assert development.env["OUTPUT_DIR"] == "dev-output"
+    assert development.domains[0].env["TIMEOUT_SECONDS"] == "60"
     handler = agent_map(workflow).agent[3].on_failure
     assert len(handler) == 1 and isinstance(handler[0], Claude)
 

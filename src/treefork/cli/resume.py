@@ -69,7 +69,8 @@ def open_job(job_id: str) -> tuple[Path, JobStore, dict[str, Any]]:
 
 
 def job_workflow(job: dict[str, Any]) -> Any:
-    """The job's workflow, loaded again from its file; exits with 2 without one."""
+    """The job's workflow, loaded again from its file (with the profile it ran with);
+    exits with 2 without one."""
     path = job.get("workflow_path")
     if not path:
         _say(
@@ -77,7 +78,7 @@ def job_workflow(job: dict[str, Any]) -> Any:
             "Python by invoking its graph again with the same thread id (or job_id)"
         )
         raise typer.Exit(EXIT_INVALID)
-    return _load(Path(path))
+    return _load(Path(path), (job.get("options") or {}).get("profile"))
 
 
 def job_options(job: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -62,11 +62,11 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _load(file: Path) -> Any:
+def _load(file: Path, profile: str | None = None) -> Any:
     from treefork.workflow import load_workflow
 
     try:
-        return load_workflow(file, env=dict(os.environ))
+        return load_workflow(file, env=dict(os.environ), profile=profile)
     except WorkflowError as error:
         _say(str(error))
         raise typer.Exit(EXIT_INVALID) from None
@@ -75,22 +75,27 @@ def _load(file: Path) -> Any:
         raise typer.Exit(EXIT_INVALID) from None
 
 
+_PROFILE_HELP = "The workflow's profile to use (default: $TREEFORK_PROFILE, else active_profile)."
+
+
 @app.command()
 def validate(
     files: list[Path] = typer.Argument(..., help="Workflow files (Prodigy or treefork format)."),
+    profile: str = typer.Option(None, "--profile", help=_PROFILE_HELP),
 ) -> None:
     """Check workflow files and report every problem with file:line:column (exit 2 if any)."""
     invalid = 0
     for file in files:
         try:
-            workflow = _load(file)
+            workflow = _load(file, profile)
         except typer.Exit:
             invalid += 1
             continue
         for warning in workflow.warnings:
             _say(f"warning: {warning}")
         names = ", ".join(domain.name for domain in workflow.domains)
-        print(f"{file}: valid {workflow.format} workflow, domains: {names}")
+        active = f", profile: {workflow.profile}" if workflow.profile else ""
+        print(f"{file}: valid {workflow.format} workflow, domains: {names}{active}")
     if invalid:
         raise typer.Exit(EXIT_INVALID)
 
@@ -232,6 +237,7 @@ def compile_workflow(
         event_sinks=list(sinks),
         merge_steps=workflow.merge,
         merge_env=workflow.env,
+        secrets=workflow.secrets,
         history=workflow.history,
         job_store=store,
         executor=options.get("executor_object"),
@@ -294,7 +300,9 @@ async def settle_review(
 
 def job_row(workflow: Any, options: dict[str, Any]) -> dict[str, Any]:
     """What the job store keeps of a CLI run, so that ``resume`` rebuilds the same graph."""
-    kept = ("max_parallel", "yes", "no_merge", "checkpointer", "executor", "ray_address")
+    kept = (
+        "max_parallel", "yes", "no_merge", "checkpointer", "executor", "ray_address", "profile",
+    )  # fmt: skip
     return {
         "repo": str(options["repo"]),
         "task": options["task"],
@@ -379,6 +387,7 @@ def run(
     ray_address: str = typer.Option(
         None, "--ray-address", help="The Ray cluster (default: $RAY_ADDRESS)."
     ),
+    profile: str = typer.Option(None, "--profile", help=_PROFILE_HELP),
     debug: bool = typer.Option(False, "--debug", help="Log every command and show tracebacks."),
 ) -> None:
     """Run a workflow file on a repository."""
@@ -387,7 +396,7 @@ def run(
     if yes and no_merge:
         _say("--yes and --no-merge exclude each other")
         raise typer.Exit(EXIT_INVALID)
-    workflow = _load(file)
+    workflow = _load(file, profile)
     check_checkpointer(checkpointer)
     console = make_console(stderr=as_json)
     options = {
@@ -402,6 +411,7 @@ def run(
         "workflow_path": str(file.resolve()),
         "executor": executor,
         "ray_address": ray_address,
+        "profile": workflow.profile,
     }
     check_executor(options)
     state = _run_job(workflow, options, console)

@@ -33,6 +33,7 @@ from typing import Any
 
 import anyio
 
+from treefork.core.masking import register_secrets
 from treefork.errors import TreeforkError, disk_full_in
 from treefork.git.bundles import bundle_range, fetch_bundle
 from treefork.git.command import git, git_ok
@@ -93,6 +94,8 @@ class AgentTask:
     on_worktree_create: str | None = None
     remote_url: str | None = None
     """A shared remote to fetch the base commit from, instead of the bundle."""
+    secrets: tuple[str, ...] = ()
+    """Values masked in the outcome (they are in ``env`` as they are)."""
 
 
 @dataclass
@@ -152,6 +155,7 @@ def run_agent_on_node(
     outcome, never raised.
     """
     name = node or socket.gethostname()
+    register_secrets(task.secrets)
     started = time.time()
     outcome = anyio.run(_run, task, base_bundle, name)
     outcome.started_at, outcome.finished_at = started, time.time()

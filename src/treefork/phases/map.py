@@ -728,6 +728,7 @@ async def _attempt_remote(
         identity=sent.identity,
         on_worktree_create=run.domain.on_worktree_create or None,
         remote_url=executor.remote_url,
+        secrets=run.runtime.settings.secrets,
     )
     base = base_content(worktrees, sent.repo_key, run.base_commit, emit=run.runtime.emitter)
     sent_at = time.time()

@@ -34,6 +34,7 @@ import anyio
 
 from treefork.core.capture import parse_capture
 from treefork.core.conditions import holds
+from treefork.core.masking import mask_text
 from treefork.environment import READ_ONLY_REFUSAL, read_only_hooks
 from treefork.errors import CommitRequiredError, GitError, InterpolationError, StepError
 from treefork.git.refs import head_commit
@@ -351,14 +352,16 @@ def _finish(
     error = run.error
     if error is not None:
         error.usage = progress.usage  # everything the step spent, retries and handlers included
-    message = str(error) if error is not None else progress.handled
+    # Masked here, after capture took the output as it is: results go to the state, the
+    # job store and the report.
+    message = mask_text(str(error) if error is not None else progress.handled or "") or None
     result = StepResult(
         label=step.label,
         ok=error is None,
         skipped=False,
         exit_code=run.exit_code,
-        output=run.output,
-        stderr=run.stderr,
+        output=mask_text(run.output),
+        stderr=mask_text(run.stderr),
         usage=progress.usage,
         duration=duration,
         attempts=progress.attempts,

@@ -29,6 +29,7 @@ from typing import IO, Any, TypeVar
 
 import anyio
 
+from treefork.core.masking import mask
 from treefork.errors import disk_full_in
 from treefork.home import treefork_home
 from treefork.store.jobstore import JobStore, close_all_stores, next_batch, shared_store
@@ -99,7 +100,8 @@ class JobRecorder:
         still waits for that, as it would for a write made on a worker thread."""
         if self.store is None:
             return
-        call = functools.partial(getattr(self.store, method), *args, **kwargs)
+        # Nothing the job store keeps (results, the DLQ, items) holds a secret value.
+        call = functools.partial(getattr(self.store, method), *mask(args), **mask(kwargs))
         future = self.store.submit(call)
         with anyio.CancelScope(shield=True):
             await asyncio.wrap_future(future)

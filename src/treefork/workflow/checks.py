@@ -33,6 +33,7 @@ from treefork.workflow.layout import (
 from treefork.workflow.references import ITEM_ROOTS, PhaseScope, phase_reference_problems
 from treefork.workflow.schema import POLICY_SHORTCUTS
 from treefork.workflow.source import DataPath, SourceMap, dotted
+from treefork.workflow.sources import EnvSources
 from treefork.workflow.unsupported import unsupported_warnings
 
 __all__ = (
@@ -66,7 +67,12 @@ class ResolvedEnv:
     domains: dict[str, dict[str, str]]
     """Per domain: the workflow env overlaid with the domain's ``env``."""
     process: Mapping[str, str]
-    """The process environment the workflow was loaded with."""
+    """The process environment the workflow was loaded with (the env files over it)."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Each secret's value: the ``secrets`` block and env entries with ``secret: true``
+    (already in ``workflow`` and ``domains``, over every other value)."""
+    profile: str | None = None
+    """The active profile, if any."""
 
     def chain(self, domain: str | None) -> list[Mapping[str, str]]:
         """Where names are looked up for a domain (None: the workflow level)."""
@@ -80,30 +86,58 @@ def _raw_env(node: Any) -> dict[str, str]:
     return {str(name): env_text(value) for name, value in node.items()}
 
 
+def _marked_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("secret") is True
+
+
 def resolve_envs(
-    data: Any, process: Mapping[str, str]
+    data: Any, sources: EnvSources
 ) -> tuple[ResolvedEnv, list[tuple[DataPath, str]], list[tuple[DataPath, str]]]:
     """Resolve the workflow env and every domain env.
+
+    The active profile's variables are entries of the workflow env (over its own), and the
+    secrets are laid over every resolved env.
 
     Returns:
         The resolved env, problems (cycles) and warnings (unknown names), each with the path
         of the env entry.
     """
-    workflow = resolve_env(_raw_env(get(data, ("env",))), outer=[process])
-    problems: list[tuple[DataPath, str]] = [
-        (("env", name), message) for name, message in workflow.problems
-    ]
-    warnings: list[tuple[DataPath, str]] = [
-        (("env", name), message) for name, message in workflow.warnings
-    ]
+    process = sources.process
+    raw = _raw_env(get(data, ("env",)))
+    paths: dict[str, DataPath] = {name: ("env", name) for name in raw}
+    for name in sources.profile_env:
+        paths[name] = ("profiles", str(sources.profile), name)
+    workflow = resolve_env({**raw, **sources.profile_env}, outer=[process])
+    problems = [(paths[name], message) for name, message in workflow.problems]
+    warnings = [(paths[name], message) for name, message in workflow.warnings]
+    env_block = get(data, ("env",))
+    secrets = {
+        name: workflow.values[str(name)]
+        for name, value in (env_block.items() if isinstance(env_block, dict) else ())
+        if _marked_secret(value) and str(name) in workflow.values
+    }
     per_domain: dict[str, dict[str, str]] = {}
+    files = sources.file_values
     for domain in domain_layouts(data):
-        own = resolve_env(_raw_env(get(data, domain.at("env"))), outer=[workflow.values, process])
-        per_domain[domain.name] = {**workflow.values, **own.values}
-        if domain.path:
-            problems += [(domain.at("env", name), message) for name, message in own.problems]
-            warnings += [(domain.at("env", name), message) for name, message in own.warnings]
-    return ResolvedEnv(workflow.values, per_domain, process), problems, warnings
+        if not domain.path:  # Prodigy's one domain: the workflow env is its env
+            per_domain[domain.name] = {**files, **workflow.values}
+            continue
+        own_block = get(data, domain.at("env"))
+        own = resolve_env(_raw_env(own_block), outer=[workflow.values, process])
+        per_domain[domain.name] = {**files, **workflow.values, **own.values}
+        problems += [(domain.at("env", name), message) for name, message in own.problems]
+        warnings += [(domain.at("env", name), message) for name, message in own.warnings]
+        if isinstance(own_block, dict):
+            secrets.update(
+                (str(name), own.values[str(name)])
+                for name, value in own_block.items()
+                if _marked_secret(value) and str(name) in own.values
+            )
+    secrets.update(sources.secrets)
+    values = {**files, **workflow.values, **sources.secrets}
+    per_domain = {name: {**env, **sources.secrets} for name, env in per_domain.items()}
+    resolved = ResolvedEnv(values, per_domain, process, secrets, sources.profile)
+    return resolved, problems, warnings
 
 
 def parse_file_mode(mode: Any) -> int | None:
@@ -375,21 +409,30 @@ class _Checker:
         self.check_merge_references(resolved)
 
 
-def check_document(data: Any, source: SourceMap, process_env: Mapping[str, str]) -> Findings:
+def check_document(
+    data: Any, source: SourceMap, process_env: Mapping[str, str] | EnvSources
+) -> Findings:
     """Every semantic problem and unsupported-feature warning in a workflow document.
 
     Args:
         data: The document (plain values); need not be valid.
         source: Positions in the file.
-        process_env: The process environment (for ``max_parallel: ${NAME}`` and env values).
+        process_env: The process environment (for ``max_parallel: ${NAME}`` and env
+            values), or everything :func:`~treefork.workflow.sources.load_env_sources`
+            found: env files, the active profile, secrets.
 
     Returns:
         Problems and warnings, each located at ``file:line:col``.
     """
     if not isinstance(data, dict):
         return Findings()
-    resolved, env_problems, env_warnings = resolve_envs(data, process_env)
-    findings = Findings(resolved=resolved)
+    sources = (
+        process_env
+        if isinstance(process_env, EnvSources)
+        else EnvSources(process=dict(process_env))
+    )
+    resolved, env_problems, env_warnings = resolve_envs(data, sources)
+    findings = Findings(resolved=resolved, warnings=list(sources.warnings))
     checker = _Checker(data, source, findings)
     for path, message in env_problems:
         checker.problem(path, message)

@@ -352,6 +352,8 @@ def compile_workflow(
         domains=domains,
         merge=_phase(spec.merge, spec.merge.timeout if spec.merge else None),
         history=spec.merge.history if spec.merge else "merges",
+        secrets=dict(resolved.secrets),
+        profile=resolved.profile,
         warnings=tuple(warnings),
         origins=_origins(data, source, [domain.name for domain in domains]),
     )

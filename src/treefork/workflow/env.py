@@ -102,9 +102,9 @@ class _Resolver:
         if reference.root in self.raw and reference.root != visiting[-1]:
             return self.value(reference.root, visiting)
         found = _lookup(reference.root, self.chain)
-        if found is not None:
+        if found is not None and (found or reference.default is None):
             return found
-        if reference.default is not None:
+        if reference.default is not None:  # unset or empty, as in the shell
             return reference.default
         self.warnings.append(
             (

@@ -25,6 +25,7 @@ from treefork.workflow.layout import workflow_format
 from treefork.workflow.model import Workflow
 from treefork.workflow.schema import ProdigyWorkflowSpec, TreeforkWorkflowSpec
 from treefork.workflow.source import SourceDocument, SourceMap, parse_yaml
+from treefork.workflow.sources import load_env_sources, workflow_folder
 from treefork.workflow.typed_env import resolve_typed_settings
 
 __all__ = ("load_workflow", "parse_workflow", "validate_workflow")
@@ -91,7 +92,11 @@ def _compile(
 
 
 def parse_workflow(
-    text: str, *, path: Path | str, env: Mapping[str, str] | None = None
+    text: str,
+    *,
+    path: Path | str,
+    env: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> Workflow:
     """Parse, check and compile workflow text.
 
@@ -100,6 +105,8 @@ def parse_workflow(
         path: The file it came from (named in problems and kept in the result).
         env: The process environment for ``${NAME}`` references in ``env`` values and
             ``max_parallel`` (none when omitted).
+        profile: The profile to use (see :mod:`treefork.workflow.sources`); None for
+            ``$TREEFORK_PROFILE`` or the workflow's ``active_profile``, if any.
 
     Returns:
         The compiled workflow.
@@ -115,12 +122,19 @@ def parse_workflow(
     ):
         # Prodigy's name is optional: the file's stem, as for treefork's own format.
         document.data["name"] = Path(path).stem
+    sources = load_env_sources(
+        document.data, document.source, env or {}, base=workflow_folder(path), profile=profile
+    )
     # ${NAME} in numeric and boolean settings is resolved before their types are checked.
-    typed = resolve_typed_settings(document.data, document.source, env or {})
+    typed = resolve_typed_settings(
+        document.data, document.source, sources.process, sources.profile_env
+    )
     spec, problems = _validate_schema(document.data, document.source)
-    findings = check_document(document.data, document.source, env or {})
+    findings = check_document(document.data, document.source, sources)
     problems = typed.explain(problems)
-    problems = sorted([*typed.problems, *problems, *findings.problems], key=_sort_key)
+    problems = sorted(
+        [*sources.problems, *typed.problems, *problems, *findings.problems], key=_sort_key
+    )
     if spec is None or problems:
         raise WorkflowError(str(path), problems)
     workflow = _compile(spec, path, document, findings)
@@ -145,13 +159,16 @@ def _read(path: Path) -> str:
         raise WorkflowError(path, [Problem(str(path), message)]) from error
 
 
-def load_workflow(path: Path | str, *, env: Mapping[str, str] | None = None) -> Workflow:
+def load_workflow(
+    path: Path | str, *, env: Mapping[str, str] | None = None, profile: str | None = None
+) -> Workflow:
     """Load a workflow file (Prodigy's MapReduce format or treefork's).
 
     Args:
         path: The YAML file.
         env: The process environment used for ``max_parallel: ${NAME}`` and ``${NAME}``
             in env values; ``os.environ`` when omitted.
+        profile: The profile to use (``profiles``); see :func:`parse_workflow`.
 
     Returns:
         The compiled workflow; :attr:`Workflow.warnings` lists features it does not honour.
@@ -160,10 +177,13 @@ def load_workflow(path: Path | str, *, env: Mapping[str, str] | None = None) -> 
         WorkflowError: The file cannot be read or is invalid; lists every problem.
     """
     file = Path(path)
-    return parse_workflow(_read(file), path=path, env=dict(os.environ) if env is None else env)
+    process = dict(os.environ) if env is None else env
+    return parse_workflow(_read(file), path=path, env=process, profile=profile)
 
 
-def validate_workflow(path: Path | str, *, env: Mapping[str, str] | None = None) -> list[Problem]:
+def validate_workflow(
+    path: Path | str, *, env: Mapping[str, str] | None = None, profile: str | None = None
+) -> list[Problem]:
     """The problems of a workflow file (empty when it loads).
 
     Args:
@@ -171,7 +191,7 @@ def validate_workflow(path: Path | str, *, env: Mapping[str, str] | None = None)
         env: As for :func:`load_workflow`.
     """
     try:
-        load_workflow(path, env=env)
+        load_workflow(path, env=env, profile=profile)
     except WorkflowError as error:
         return list(error.problems)
     return []

@@ -49,6 +49,12 @@ class Workflow:
     ``"<domain>.reduce[1].on_failure[0]"``, ``"merge[0]"`` to ``file:line:col``."""
     history: Literal["merges", "squash"] = "merges"
     """``merge: {history: ...}``: a merge commit per agent, or one commit per domain."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Each secret's value (``secrets`` and env entries with ``secret: true``): already in
+    the domains' ``env`` and :attr:`env`; pass them to ``build_graph(secrets=...)`` so that
+    they are masked."""
+    profile: str | None = None
+    """The active profile (``profiles``), if any."""
 
     def origin(self, location: str) -> str | None:
         """``file:line:col`` of the step at ``location`` (see :attr:`origins`), if known."""

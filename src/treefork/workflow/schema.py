@@ -398,8 +398,17 @@ class _WorkflowCommon(Spec):
     max_failures: PositiveCount | None = None
     failure_threshold: Fraction | None = None
     error_collection: Any = None
+    secrets: Any = None
+    """Prodigy's secrets: names and where each value is (checked in
+    :mod:`treefork.workflow.sources`)."""
+    env_files: Any = None
+    """Prodigy's env files (checked in :mod:`treefork.workflow.sources`)."""
     profiles: Any = None
-    """Prodigy's env profiles; not supported (a warning)."""
+    """Prodigy's env profiles (checked in :mod:`treefork.workflow.sources`)."""
+    active_profile: Any = None
+    """The profile used when neither ``--profile`` nor ``$TREEFORK_PROFILE`` names one."""
+    inherit: bool | None = None
+    """Prodigy's ``inherit: false`` (no parent environment); not supported (a warning)."""
 
 
 class ProdigyWorkflowSpec(_WorkflowCommon):
@@ -440,7 +449,8 @@ StepSpec.model_rebuild()
 
 UNSUPPORTED: dict[str, str] = {
     "validate": "Prodigy's validation loop (validate/threshold/on_incomplete) is not run",
-    "profiles": "env profiles are not supported; the base env is used",
+    "inherit": "inherit: false is not supported: steps get the process environment (set "
+    "variables to empty values in env to hide them)",
     "error_collection": "error_collection is not supported; failures are reported per item",
     "circuit_breaker": "circuit_breaker is not supported",
     "retry_config.backoff": "retry_config.backoff is not supported; failed items are retried "
@@ -464,6 +474,5 @@ UNSUPPORTED: dict[str, str] = {
     "capture_streams": "capture_streams exit_code/success/duration are not captured",
     "phase_timeout": "a phase timeout is applied to each of its steps that has no timeout of "
     "its own, not to the phase as a whole",
-    "secret": "secret env values are not masked in logs",
 }
 """Prodigy features accepted but not honoured, with the warning each one gets."""

@@ -44,6 +44,8 @@ _WHOLE_REFERENCE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
 )
 _SCALARS = YAML(typ="safe", pure=True)
+_NOT_SETTINGS = frozenset({"env", "profiles", "secrets", "env_files"})
+"""Top-level blocks of variables, not settings."""
 
 
 def _scalar(text: str) -> Any:
@@ -56,11 +58,14 @@ def _scalar(text: str) -> Any:
     return value if isinstance(value, int | float | bool) else text
 
 
-def _env_chain(data: Mapping[str, Any], process: Mapping[str, str]) -> list[Mapping[str, str]]:
-    raw = data.get("env")
-    if not isinstance(raw, dict):
+def _env_chain(
+    data: Mapping[str, Any], process: Mapping[str, str], profile: Mapping[str, str]
+) -> list[Mapping[str, str]]:
+    raw = data.get("env") if isinstance(data.get("env"), dict) else None
+    texts = {str(key): env_text(value) for key, value in (raw or {}).items()}
+    texts.update(profile)
+    if not texts:
         return [process]
-    texts = {str(key): env_text(value) for key, value in raw.items()}
     return [resolve_env(texts, outer=[process]).values, process]
 
 
@@ -84,12 +89,22 @@ class TypedSettings:
 
 
 def resolve_typed_settings(
-    data: Any, source: SourceMap, process: Mapping[str, str]
+    data: Any,
+    source: SourceMap,
+    process: Mapping[str, str],
+    profile: Mapping[str, str] | None = None,
 ) -> TypedSettings:
-    """Replace whole-value references in numeric and boolean settings (in place)."""
+    """Replace whole-value references in numeric and boolean settings (in place).
+
+    Args:
+        data: The document.
+        source: Positions in the file.
+        process: The process environment (with the env files over it).
+        profile: The active profile's variables (over the workflow's ``env``).
+    """
     found = TypedSettings()
     if isinstance(data, dict):
-        _Resolver(_env_chain(data, process), source, found).walk(data, ())
+        _Resolver(_env_chain(data, process, profile or {}), source, found).walk(data, ())
     return found
 
 
@@ -113,7 +128,7 @@ class _Resolver:
                 if match is not None:
                     self.replace(node, key, match, (*path, key))
                     continue
-            if key != "env":
+            if key != "env" and (path or key not in _NOT_SETTINGS):
                 self.walk(value, (*path, key))
 
     def replace(

@@ -102,27 +102,17 @@ def _policy_warnings(data: Any, path: DataPath, source: SourceMap) -> Iterator[s
         yield _warning(source, (*path, "retry_config", "backoff"), "retry_config.backoff")
 
 
-def _env_warnings(data: Any, path: DataPath, source: SourceMap) -> Iterator[str]:
-    env = get(data, path)
-    if not isinstance(env, dict):
-        return
-    for name, value in env.items():
-        if isinstance(value, dict) and value.get("secret") is True:
-            yield _warning(source, (*path, name, "secret"), "secret")
-
-
 def unsupported_warnings(
     data: Any, domains: list[DomainLayout], source: SourceMap
 ) -> Iterator[str]:
     """A warning (``file:line:col: ...``) for every unsupported Prodigy feature in use."""
-    for topic in ("profiles", "error_collection"):
-        if get(data, (topic,)) is not None:
-            yield _warning(source, (topic,), topic)
-    yield from _env_warnings(data, ("env",), source)
+    if get(data, ("error_collection",)) is not None:
+        yield _warning(source, ("error_collection",), "error_collection")
+    if get(data, ("inherit",)) is False:
+        yield _warning(source, ("inherit",), "inherit")
     yield from _policy_warnings(data, ("error_policy",), source)
     for domain in domains:
         if domain.path:
-            yield from _env_warnings(data, domain.at("env"), source)
             yield from _policy_warnings(data, domain.at("error_policy"), source)
         yield from _phase_warnings(data, domain.at("setup"), source)
         yield from _map_warnings(data, domain.at("map"), source)
