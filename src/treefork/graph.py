@@ -109,6 +109,7 @@ def build_graph(
     repo: str | Path | None = None,
     executor: Executor | None = None,
     secrets: Mapping[str, str] | None = None,
+    name: str | None = None,
     **deprecated: Any,
 ) -> CompiledStateGraph[ParallelState, TreeforkContext, ParallelInput, ParallelOutput]:
     """Build the treefork graph for a set of domains.
@@ -158,6 +159,7 @@ def build_graph(
         secrets: Environment variables every step gets (over the domains' ``env`` and
             ``merge_env``) whose values are masked (``***``) in everything the job writes:
             events, the job store and its DLQ, step results and errors, the report.
+        name: The workflow's name, ``${workflow.name}`` in steps (default: the domain's).
 
     Returns:
         The compiled graph.
@@ -197,6 +199,7 @@ def build_graph(
         repo=str(repo) if repo is not None else None,
         executor=executor,
         secrets=tuple(value for value in secret_env.values() if value),
+        name=name,
     )
     return _assemble(settings, checkpointer)
 

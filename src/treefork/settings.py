@@ -55,6 +55,8 @@ class GraphSettings:
     """The repository of runs whose input names none."""
     executor: Executor | None = None
     """Where map agents run: None for this machine, else a remote executor (Ray)."""
+    name: str | None = None
+    """The workflow's name (``${workflow.name}``); None: each domain's name."""
     secrets: tuple[str, ...] = ()
     """Values masked (``***``) in everything the job writes (the agents get them as they
     are); see :mod:`treefork.core.masking`."""

@@ -25,14 +25,14 @@ async def test_steps_run_in_order_and_captures_flow_into_later_steps(
             Shell("echo $(( ${n} + 1 ))", capture="m", capture_format="number"),
             Shell("printf '%s\\n' a b", capture="names", capture_format="lines"),
             Shell("echo '{\"k\": [1, 2]}'", capture="doc", capture_format="json"),
-            Shell("echo ${doc.k[1]} ${names[0]}", capture="last"),
+            Shell("echo ${doc.k[1]} ${names[0]}", capture="final"),
         ],
         context,
     )
     assert outcome.ok, outcome.error
     assert [result.ok for result in outcome.results] == [True] * 5
     assert context.variables["m"] == 4
-    assert context.variables["last"] == "2 a"
+    assert context.variables["final"] == "2 a"
     assert context.variables["shell"] == {"output": "2 a", "stderr": "", "exit_code": 0}
     assert outcome.output_tail == "2 a\n"
 

@@ -173,5 +173,68 @@ def test_the_typo_is_caught_by_run_before_any_agent_starts(tmp_path: Path) -> No
 
 
 def test_an_unknown_compound_variable_is_named_whole() -> None:
-    (message,) = problems_of(agent("shell: echo ${workflow.name}"))
-    assert message == "map.agent_template[0].shell: unknown variable ${workflow.name}"
+    (message,) = problems_of(agent("shell: echo ${nothing.here}"))
+    assert message == "map.agent_template[0].shell: unknown variable ${nothing.here}"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "shell: echo ${workflow.name} ${workflow.id} ${workflow.iteration} ${worker.id}",
+        "shell: echo ${step.name} ${step.index} ${env.HOME} ${env.NOT_SET:-x} ${uuid}",
+        "claude: /x ${workflow.name}",
+    ],
+)
+def test_context_variables_are_known_in_every_phase(step: str) -> None:
+    body = f"setup:\n  - {step}\n" + agent(step) + f"reduce:\n  - {step}\n"
+    assert problems_of(body) == []
+
+
+def test_last_and_claude_need_an_earlier_step() -> None:
+    assert problems_of(agent("shell: echo ${last.output}")) == [
+        "map.agent_template[0].shell: ${last.output} needs an earlier step, and none runs "
+        "before this one in map.agent_template"
+    ]
+    assert problems_of(agent("shell: echo ${claude.output}")) == [
+        "map.agent_template[0].shell: ${claude.output} needs the output of an earlier claude "
+        "step, and none runs before this one in map.agent_template"
+    ]
+    later = agent("claude: /a", "shell: echo ${last.exit_code} ${claude.output}")
+    assert problems_of(later) == []
+    handler = agent("shell: make\n      on_failure:\n        shell: echo ${last.exit_code}")
+    assert problems_of(handler) == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("${workflow.nme}", "workflow has no field 'nme'; did you mean 'name'? (its fields: "
+         "id, iteration, name)"),
+        ("${worker.idd}", "worker has no field 'idd'; did you mean 'id'? (its fields: id)"),
+        ("${step.indx}", "step has no field 'indx'; did you mean 'index'?"),
+    ],
+)  # fmt: skip
+def test_a_typo_in_a_context_field_names_the_field(reference: str, expected: str) -> None:
+    (message,) = problems_of(agent(f"shell: echo {reference}"))
+    assert expected in message and message.startswith(f"map.agent_template[0].shell: {reference}")
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("${date:%Y-%m-%d}", "${date:%Y-%m-%d} is not supported: use $(date +FORMAT)"),
+        ("${file:VERSION}", "${file:VERSION} is not supported: read the file in a shell command"),
+        ("${cmd:git rev-parse HEAD}", "${cmd:git rev-parse HEAD} is not supported: commands run"),
+        ("${json:$.id:from:data}", "${json:$.id:from:data} is not supported: capture the JSON"),
+    ],
+)
+def test_prodigy_computed_forms_are_refused_with_an_alternative(
+    reference: str, expected: str
+) -> None:
+    (message,) = problems_of(agent(f"shell: 'echo \"{reference}\"'"))
+    assert expected in message
+
+
+def test_context_names_cannot_be_captured() -> None:
+    (message,) = problems_of(agent("shell: echo x\n      capture: workflow"))
+    assert "workflow" in message

@@ -238,6 +238,7 @@ def compile_workflow(
         merge_steps=workflow.merge,
         merge_env=workflow.env,
         secrets=workflow.secrets,
+        name=workflow.name,
         history=workflow.history,
         job_store=store,
         executor=options.get("executor_object"),

@@ -11,7 +11,7 @@ from treefork.domain import Budget, Domain, ErrorPolicy, Map
 from treefork.errors import Problem
 from treefork.steps import AgentStep, Claude, Shell, Step, StepOptions, WriteFile
 
-__all__ = ("RESERVED_DOMAIN_NAMES", "glob_problem", "validate_definition")
+__all__ = ("RESERVED_DOMAIN_NAMES", "RESERVED_VARIABLES", "glob_problem", "validate_definition")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -63,6 +63,12 @@ def _option_problems(step: StepOptions, where: str) -> Iterator[Problem]:
     yield from _positive(step.timeout, f"{where}.timeout", "timeout")
     if step.capture is not None and not _IDENTIFIER.fullmatch(step.capture):
         yield Problem(f"{where}.capture", f"capture name {step.capture!r} is not an identifier")
+    elif step.capture in RESERVED_VARIABLES:
+        yield Problem(
+            f"{where}.capture",
+            f"{step.capture!r} is a variable treefork sets; capture into another name "
+            f"(reserved: {', '.join(sorted(RESERVED_VARIABLES))})",
+        )
     if step.retry is not None and step.retry.attempts < 1:
         yield Problem(f"{where}.retry.attempts", "attempts must be at least 1")
     for index, handler in enumerate(step.on_failure):
@@ -119,6 +125,14 @@ def _policy_problems(policy: ErrorPolicy, where: str) -> Iterator[Problem]:
     if policy.max_retries < 0:
         yield Problem(f"{where}.max_retries", "must be at least 0")
 
+
+RESERVED_VARIABLES = frozenset(
+    {
+        "item", "item_json", "item_id", "item_index", "item_total", "map", "merge", "shell",
+        "claude", "last", "step", "workflow", "worker", "env", "uuid",
+    }
+)  # fmt: skip
+"""Variables treefork itself sets: no step may capture into them."""
 
 RESERVED_DOMAIN_NAMES = frozenset({"supervisor", "dispatcher", "aggregator", "merge_review"})
 """Each domain is a node of the treefork graph named after it: these names are taken."""

@@ -96,6 +96,8 @@ class AgentTask:
     """A shared remote to fetch the base commit from, instead of the bundle."""
     secrets: tuple[str, ...] = ()
     """Values masked in the outcome (they are in ``env`` as they are)."""
+    workflow: str | None = None
+    """The workflow's name (``${workflow.name}``)."""
 
 
 @dataclass
@@ -460,4 +462,5 @@ def _context(
         allow_commits=task.branch is not None,
         claude_command=task.claude_command,
         emit=emit,
+        workflow=task.workflow,
     )

@@ -567,6 +567,7 @@ async def _run_agent_steps(
         allow_commits=allow_commits,
         claude_command=run.runtime.settings.claude_command,
         emit=run.runtime.emitter,
+        workflow=run.runtime.settings.name,
     )
     outcome = await run_steps(run.map.agent, context)
     _spent(run, outcome.usage)
@@ -729,6 +730,7 @@ async def _attempt_remote(
         on_worktree_create=run.domain.on_worktree_create or None,
         remote_url=executor.remote_url,
         secrets=run.runtime.settings.secrets,
+        workflow=run.runtime.settings.name,
     )
     base = base_content(worktrees, sent.repo_key, run.base_commit, emit=run.runtime.emitter)
     sent_at = time.time()
@@ -827,6 +829,7 @@ def _worktree_hook(run: MapRun) -> OnCreate | None:
             variables=dict(run.variables),
             env=run.domain.env,
             emit=run.runtime.emitter,
+            workflow=run.runtime.settings.name,
         )
         outcome = await run_steps([step], context)
         if not outcome.ok:

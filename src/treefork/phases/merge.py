@@ -65,6 +65,7 @@ class MergeSteps:
             env=self.settings.merge_env,
             claude_command=self.settings.claude_command,
             emit=self.emitter,
+            workflow=self.settings.name,
         )
         self.emitter.emit("phase_start", domain=domain, phase="merge")
         outcome = await run_steps(steps, context)

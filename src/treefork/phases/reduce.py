@@ -59,6 +59,7 @@ def _context(
         env=domain.env,
         claude_command=runtime.settings.claude_command,
         emit=runtime.emitter,
+        workflow=runtime.settings.name,
     )
 
 

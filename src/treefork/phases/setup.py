@@ -27,6 +27,7 @@ async def run_setup(
         env=domain.env,
         claude_command=runtime.settings.claude_command,
         emit=runtime.emitter,
+        workflow=runtime.settings.name,
     )
     outcome = await run_steps(domain.setup, context)
     runtime.budget.record(outcome.usage)

@@ -8,6 +8,7 @@ and errors that name the phase, domain, item and step.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,8 @@ class StepContext:
     """Receives ``step_start`` and ``step_end`` progress events."""
     item_total: int | None = None
     """How many items the map phase selected (else ``variables["item_total"]``)."""
+    workflow: str | None = None
+    """The workflow's name (``${workflow.name}``; None: the domain's name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +163,40 @@ def _keep_undefined_names(value: str, scope: Mapping[str, Any]) -> str:
 
 
 def interpolation_scope(context: StepContext, env: Mapping[str, str]) -> dict[str, Any]:
-    """What ``${...}`` can refer to: env names, then variables, then the item's keys."""
-    return {**env, **context.variables, **_item_keys(context)}
+    """What ``${...}`` can refer to: env names, the computed variables (``workflow``,
+    ``worker``, ``env``, ``uuid``), then the variables, then the item's keys."""
+    return {**env, **computed_variables(context, env), **context.variables, **_item_keys(context)}
+
+
+COMPUTED_ROOTS = frozenset({"workflow", "worker", "env", "uuid"})
+"""Variables every step has (see :func:`computed_variables`)."""
+
+
+def computed_variables(context: StepContext, env: Mapping[str, str]) -> dict[str, Any]:
+    """Prodigy's context variables:
+
+    - ``workflow``: ``name`` (the workflow's), ``id`` (the job's id), ``iteration`` (1: a
+      workflow runs once per job);
+    - ``worker``: ``id``, what runs the step: ``<domain>/agent-<item index>`` for a map
+      agent, ``<domain>/<phase>`` otherwise;
+    - ``env``: the environment the step's commands get (``${env.HOME}``);
+    - ``uuid``: a random UUID, new for each step.
+    """
+    worker = (
+        f"{context.domain}/agent-{context.item_index}"
+        if context.item_index is not None
+        else f"{context.domain}/{context.phase}"
+    )
+    return {
+        "workflow": {
+            "name": context.workflow or context.domain,
+            "id": context.job_id,
+            "iteration": 1,
+        },
+        "worker": {"id": worker},
+        "env": {**os.environ, **env},
+        "uuid": str(uuid.uuid4()),
+    }
 
 
 def command_environment(

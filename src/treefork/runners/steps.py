@@ -109,9 +109,28 @@ async def run_steps(steps: Sequence[Step], context: StepContext) -> StepsOutcome
     Returns:
         The outcome; failures are reported in it, not raised.
     """
+    # ${step.*} and ${last.*} belong to this list of steps: a handler's list restores the
+    # failed step's on its way out, and a phase's do not leak into the next phase.
+    outer = {name: context.variables.get(name, _UNSET) for name in _STEP_ROOTS}
+    try:
+        return await _run_all(steps, context)
+    finally:
+        for name, value in outer.items():
+            if value is _UNSET:
+                context.variables.pop(name, None)
+            else:
+                context.variables[name] = value
+
+
+_STEP_ROOTS = ("step", "last")
+_UNSET = object()
+
+
+async def _run_all(steps: Sequence[Step], context: StepContext) -> StepsOutcome:
     results: list[StepResult] = []
     usage = Usage()
-    for step in steps:
+    for index, step in enumerate(steps):
+        context.variables["step"] = {"name": step.label, "index": index}
         result, error = await _run(step, context)
         results.append(result)
         usage = usage + result.usage
@@ -166,6 +185,9 @@ async def _run(step: Step, context: StepContext) -> tuple[StepResult, StepError 
         await anyio.to_thread.run_sync(read_only_hooks)
     head = await _head(context) if step.commit_required or not context.allow_commits else None
     progress = await _attempts(step, context, env, head)
+    # ${last.*}: the step just run, for the steps after it and its on_failure handlers.
+    last = {"output": progress.run.output.removesuffix("\n"), "exit_code": progress.run.exit_code}
+    context.variables["last"] = last
     if progress.run.error is None:
         _keep_results(step, context, progress)
     if progress.run.error is not None and step.on_failure:

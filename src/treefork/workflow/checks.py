@@ -17,7 +17,7 @@ from treefork.core.filter import FilterError, parse_field_path, parse_filter
 from treefork.core.items import compile_json_path
 from treefork.core.naming import is_valid_name
 from treefork.core.sorting import SortError, parse_sort_spec
-from treefork.core.validation import glob_problem
+from treefork.core.validation import RESERVED_VARIABLES, glob_problem
 from treefork.errors import Problem
 from treefork.workflow.env import env_text, resolve_count, resolve_env, substitute_env
 from treefork.workflow.layout import (
@@ -30,7 +30,11 @@ from treefork.workflow.layout import (
     phase_steps,
     walk_steps,
 )
-from treefork.workflow.references import ITEM_ROOTS, PhaseScope, phase_reference_problems
+from treefork.workflow.references import (
+    ITEM_ROOTS,
+    PhaseScope,
+    phase_reference_problems,
+)
 from treefork.workflow.schema import POLICY_SHORTCUTS
 from treefork.workflow.source import DataPath, SourceMap, dotted
 from treefork.workflow.sources import EnvSources
@@ -45,7 +49,7 @@ __all__ = (
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_CAPTURES = ITEM_ROOTS | {"map", "merge", "shell"}
+_RESERVED_CAPTURES = RESERVED_VARIABLES
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,23 @@ def capture_root(name: Any) -> str | None:
     return _root(name.strip())
 
 
+FIXED_FIELDS: Mapping[str, frozenset[str]] = {
+    "map": frozenset(MAP_FIELDS),
+    "workflow": frozenset({"name", "id", "iteration"}),
+    "worker": frozenset({"id"}),
+    "step": frozenset({"name", "index"}),
+    "last": frozenset({"output", "exit_code"}),
+    "claude": frozenset({"output"}),
+}
+"""Variables with a fixed set of fields: a reference to another field is a typo."""
+
+ALWAYS = frozenset({"workflow", "worker", "env", "uuid", "step"})
+"""Names every step has (computed at run time)."""
+
+
 def _stand_in(name: str) -> Any:
-    # ``map`` has a fixed set of fields: a reference to another is a typo, caught here.
-    return dict.fromkeys(MAP_FIELDS, _ANY) if name == "map" else _ANY
+    fields = FIXED_FIELDS.get(name)
+    return dict.fromkeys(fields, _ANY) if fields is not None else _ANY
 
 
 def _unresolved(template: str, names: Collection[str], *, shell: bool) -> list[InterpolationError]:
@@ -130,10 +144,13 @@ class PhaseScope:
     later_captures: dict[str, DataPath] = field(default_factory=dict)
     """Variables captured by steps not yet reached (for a better message)."""
     shell_ran: bool = False
+    ran: set[str] = field(default_factory=set)
+    """The kinds of step that ran before (``last`` once any has, ``claude`` after one)."""
 
     def names_for(self, step: Mapping[str, Any]) -> set[str]:
         env = step.get("env")
-        names = set(self.known) | ({"shell"} if self.shell_ran else set())
+        names = set(self.known) | ALWAYS | ({"shell"} if self.shell_ran else set())
+        names |= ({"last"} if self.ran else set()) | ({"claude"} & self.ran)
         return names | ({str(name) for name in env} if isinstance(env, dict) else set())
 
     def _map_problem(self, error: InterpolationError, shown: str, phase: str) -> str | None:
@@ -149,19 +166,42 @@ class PhaseScope:
         if root in ITEM_ROOTS and self.kind != "agent":
             hint = "; ${map.results} holds every item's result" if self.kind == "reduce" else ""
             return f"{shown} is not available in {phase}: only map agents have an item{hint}"
-        if root == "map" and (problem := self._map_problem(error, shown, phase)):
+        if root in FIXED_FIELDS and (problem := self._field_problem(error, root, shown, phase)):
             return problem
         if root == "merge" and self.kind != "merge":
             return f"{shown} is only available in merge steps"
-        if root == "shell":
-            return (
-                f"{shown} needs the output of an earlier shell step, and none runs before "
-                f"this one in {phase}"
-            )
+        if root in _NEEDS_EARLIER:
+            return f"{shown} needs {_NEEDS_EARLIER[root]}, and none runs before this one in {phase}"
         if root in self.later_captures:
             where = dotted(self.later_captures[root])
             return f"unknown variable ${{{root}}}: it is captured only later, by {where}"
         return error.reason
+
+    def _field_problem(
+        self, error: InterpolationError, root: str, shown: str, phase: str
+    ) -> str | None:
+        if root == "map":
+            return self._map_problem(error, shown, phase)
+        if "has no field" in error.reason:
+            return _unknown_field(root, error.reference, shown)
+        return None
+
+
+_NEEDS_EARLIER = {
+    "shell": "the output of an earlier shell step",
+    "claude": "the output of an earlier claude step",
+    "last": "an earlier step",
+}
+
+
+def _unknown_field(root: str, reference: str, shown: str) -> str:
+    """``${workflow.nam}``: the field, the one it was probably meant to be, and the list."""
+    field_name = _ROOT.match(reference[len(root) + 1 :] or "?")
+    wrong = field_name.group(0) if field_name else reference
+    fields = sorted(FIXED_FIELDS[root])
+    close = difflib.get_close_matches(wrong, fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{shown}: {root} has no field {wrong!r}{hint} (its fields: {', '.join(fields)})"
 
 
 def _unknown_map_field(reference: str, shown: str) -> str:
@@ -198,11 +238,37 @@ def _templates(step: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str, 
                 yield ("env", name), value, False
 
 
+_COMPUTED_FORM = re.compile(r"\$\{(?P<kind>date|file|cmd|json|env):")
+_COMPUTED_REFUSALS = {
+    "date": "is not supported: use $(date +FORMAT) in a shell command",
+    "file": "is not supported: read the file in a shell command ($(cat PATH)), or capture "
+    "it in an earlier step",
+    "cmd": "is not supported: commands run only as shell steps (an earlier step with "
+    "capture: NAME keeps the output for ${NAME})",
+    "json": "is not supported: capture the JSON (capture_format: json) and use "
+    "${NAME.field}, or jq in a shell command",
+    "env": "is for secrets: in a step write ${NAME} or ${env.NAME}",
+}
+
+
+def _computed_form_problems(path: DataPath, template: str, source: SourceMap) -> Iterator[Problem]:
+    """Prodigy's ``${date:...}``-style computed variables, which treefork refuses."""
+    for match in _COMPUTED_FORM.finditer(template):
+        kind = match.group("kind")
+        end = template.find("}", match.end())
+        fragment = template[match.start() : end + 1 if end != -1 else match.end()]
+        occurrence = template.count(fragment, 0, match.start())
+        position = source.position_in_value(path, fragment, occurrence)
+        message = f"{fragment} {_COMPUTED_REFUSALS[kind]}"
+        yield Problem(source.at(position), f"{dotted(path)}: {message}")
+
+
 def _step_problems(
     at: StepAt, names: set[str], scope: PhaseScope, source: SourceMap
 ) -> Iterator[Problem]:
     for keys, template, shell in _templates(at.step):
         path = (*at.path, *keys)
+        yield from _computed_form_problems(path, template, source)
         for error in _unresolved(template, names, shell=shell):
             fragment, occurrence = _fragment(template, error.reference)
             position = source.position_in_value(path, fragment, occurrence)
@@ -213,7 +279,8 @@ def _step_problems(
 def _handler_problems(
     at: StepAt, names: set[str], scope: PhaseScope, source: SourceMap
 ) -> Iterator[Problem]:
-    inner = names | ({"shell"} if step_kind(at.step) == "shell" else set())
+    kind = step_kind(at.step)
+    inner = names | {"last"} | ({"shell"} if kind == "shell" else set())
     for handler in handler_steps(at):
         handler_names = inner | scope.names_for(handler.step)
         yield from _step_problems(handler, handler_names, scope, source)
@@ -240,6 +307,7 @@ def phase_reference_problems(
                 scope.known.add(root)
                 scope.later_captures.pop(root, None)
         scope.shell_ran = scope.shell_ran or step_kind(at.step) == "shell"
+        scope.ran.add(str(step_kind(at.step)))
 
 
 def _captured_by_output(step: Mapping[str, Any]) -> str | None:
