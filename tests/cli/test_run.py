@@ -370,19 +370,89 @@ def test_validate_prints_each_warning_on_one_line(tmp_path: Path) -> None:
     assert re.match(rf"warning: {re.escape(str(workflow))}:\d+:\d+: .*error_collection", warning)
 
 
-def test_graph_prints_mermaid_with_the_four_nodes() -> None:
-    finished = treefork("graph")
+def test_graph_without_a_file_prints_the_shape_as_text_or_mermaid() -> None:
+    finished = treefork("graph", "--mermaid")
     assert finished.returncode == 0
     text = finished.stdout
     assert text.lstrip().startswith(("graph TD", "---", "%%{init"))
     for node in ("supervisor", "dispatcher", "aggregator", "merge_review"):
         assert re.search(rf"\b{node}\b", text), text
     assert "__start__ --> supervisor" in text and "merge_review --> __end__" in text
+    edges = treefork("graph").stdout.splitlines()
+    assert "supervisor --> dispatcher" in edges and "merge_review --> __end__" in edges
 
 
-def test_graph_of_a_workflow_file(tmp_path: Path) -> None:
-    finished = treefork("graph", _write(tmp_path, SIMPLE))
-    assert finished.returncode == 0 and "dispatcher" in finished.stdout
+EXAMPLES = Path(__file__).resolve().parent.parent / "workflow" / "examples"
+GRAPHED = """\
+name: graphed
+mode: mapreduce
+setup:
+  - shell: "make items"
+map:
+  input: items.json
+  json_path: "$.items[*]"
+  max_parallel: 3
+  agent_template:
+    - claude: "/fix ${item.path}"
+    - shell: "cargo test"
+      timeout: 60
+      on_failure:
+        claude: "/debug ${shell.output}"
+reduce:
+  - shell: "echo ${map.successful} done"
+merge:
+  - shell: "git log --oneline -3"
+"""
+
+
+def test_graph_of_a_workflow_draws_its_domains_phases_and_steps(tmp_path: Path) -> None:
+    finished = treefork("graph", _write(tmp_path, GRAPHED))
+
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0].startswith("workflow graphed (prodigy format")
+    expected = [
+        "  domain graphed  [critical] (sub-graph)",
+        "    setup (domain worktree)",
+        "      1. shell: make items",
+        "    map: input items.json (json_path $.items[*]), 3 agents at once, each in its "
+        "own worktree",
+        "      1. claude: /fix ${item.path}",
+        "      2. shell: cargo test  [timeout 60s]",
+        "         on_failure:",
+        "           1. claude: /debug ${shell.output}",
+        "    reduce (domain worktree, after the agents merged)",
+        "      1. shell: echo ${map.successful} done",
+        "  merge steps (session worktree, after approval)",
+        "    1. shell: git log --oneline -3",
+    ]
+    positions = [lines.index(line) for line in expected]
+    assert positions == sorted(positions)
+
+
+def test_graph_mermaid_of_a_workflow_has_one_subgraph_per_domain(tmp_path: Path) -> None:
+    finished = treefork("graph", _write(tmp_path, GRAPHED), "--mermaid")
+
+    assert finished.returncode == 0, finished.stderr
+    chart = finished.stdout
+    assert chart.startswith("flowchart TD\n")
+    assert chart.count("subgraph ") == 1 and chart.count("\n  end") == 1
+    assert "/fix #36;#123;item.path#125;" not in chart  # "$" is plain text
+    assert "/fix $#123;item.path#125;" in chart
+    assert "-. fails .->" in chart and "aggregator --> merge_review" in chart
+    assert '"' not in "".join(re.findall(r'\["(.*?)"\]', chart))
+    several = treefork(
+        "graph", EXAMPLES / "multi-domain.yml", "--mermaid",
+        env=environment(TREEFORK_PARALLEL="2"),
+    )  # fmt: skip
+    assert several.returncode == 0, several.stderr
+    assert several.stdout.count("subgraph ") == several.stdout.count("dispatcher --> ") >= 2
+
+
+def test_graph_of_an_invalid_workflow_is_a_clean_error(tmp_path: Path) -> None:
+    finished = treefork("graph", _write(tmp_path, "name: x\nmode: mapreduce\n"))
+    assert finished.returncode == 2 and TRACEBACK not in finished.stderr
+    assert "map" in finished.stderr
 
 
 def test_the_script_is_the_installed_one() -> None:

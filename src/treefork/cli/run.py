@@ -103,19 +103,27 @@ def validate(
 @app.command()
 def graph(
     file: Path = typer.Argument(None, help="Workflow file; without it, the graph's shape alone."),
+    mermaid: bool = typer.Option(False, "--mermaid", help="A Mermaid flowchart, not text."),
+    profile: str = typer.Option(None, "--profile", help=_PROFILE_HELP),
 ) -> None:
-    """Print the graph as mermaid text."""
+    """Draw a workflow's graph: domains, phases and steps (text, or Mermaid)."""
+    if file is not None:
+        from treefork.cli.outline import workflow_mermaid, workflow_outline
+
+        workflow = _load(file, profile)
+        print(workflow_mermaid(workflow) if mermaid else workflow_outline(workflow))
+        return
     from treefork.domain import Domain, Map
     from treefork.graph import build_graph
     from treefork.steps import Shell
 
-    domains = (
-        _load(file).domains
-        if file
-        else [Domain("domain", map=Map(input=[], agent=[Shell("true")]))]
-    )
-    compiled = build_graph(domains)
-    print(compiled.get_graph().draw_mermaid())
+    shape = build_graph([Domain("domain", map=Map(input=[], agent=[Shell("true")]))]).get_graph()
+    if mermaid:
+        print(shape.draw_mermaid())
+        return
+    for edge in shape.edges:
+        arrow = "-.->" if edge.conditional else "-->"
+        print(f"{edge.source} {arrow} {edge.target}")
 
 
 def _is_postgres(url: str | None) -> bool:
