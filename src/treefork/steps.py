@@ -9,7 +9,7 @@ A step is a frozen value; running it is the job of :mod:`treefork.runners`. Four
 - :class:`WriteFile` writes a file in the worktree.
 
 Every kind shares the step options in :class:`StepOptions` (timeout, commit_required,
-on_failure, capture, retry, env, when, working_dir).
+on_failure, on_success, capture, retry, env, when, working_dir).
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ class StepOptions:
     """The step must move HEAD of its worktree (commit), else it fails saying so."""
     on_failure: Sequence[Step] = ()
     """Steps run when this one fails; if they all succeed, the failure is handled."""
+    on_success: Sequence[Step] = ()
+    """Steps run after this one succeeds; if one of them fails, this step fails."""
     continue_on_failure: bool = False
     """A failure of this step, handled or not, does not stop the steps after it (its result
     names the failure, as for a handled one); Prodigy's ``on_failure: {fail_workflow:
@@ -114,6 +116,7 @@ class StepOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_failure", _as_tuple(self.on_failure))
+        object.__setattr__(self, "on_success", _as_tuple(self.on_success))
         object.__setattr__(self, "env", dict(self.env))
 
     @property

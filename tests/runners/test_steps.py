@@ -304,3 +304,37 @@ async def test_prodigy_capture_workflow_setup_and_agent(
     report = (worktree / "reports" / "lib.rs.json").read_text()
     assert report == '{"file":"src/lib.rs","metrics":{"lines":3,"functions":2}}\n'
     assert agent.variables["summary"] == f"Analyzed from commit {setup.variables['commit_hash']}"
+
+
+async def test_on_success_runs_after_a_success_and_its_failure_fails_the_step(
+    make_context: MakeContext,
+) -> None:
+    context = make_context()
+    outcome = await run_steps(
+        [
+            Shell("echo built", on_success=[Shell("echo after ${shell.output} > after.txt")]),
+            Shell("exit 3", on_success=[Shell("echo never > never.txt")]),
+        ],
+        context,
+    )
+    assert (context.worktree / "after.txt").read_text() == "after built\n"
+    assert not (context.worktree / "never.txt").exists()
+    assert [result.ok for result in outcome.results] == [True, False]
+
+    failing = await run_steps(
+        [
+            Shell(
+                "echo ok",
+                on_success=[Shell("echo broke >&2; exit 4")],
+                on_failure=[Shell("echo handled ${last.exit_code} > handled.txt")],
+            ),
+            Shell("echo next > next.txt"),
+        ],
+        context,
+    )
+    assert failing.ok  # on_failure handled the on_success failure
+    assert (context.worktree / "handled.txt").read_text() == "handled 0\n"
+    assert (context.worktree / "next.txt").exists()
+    unhandled = await run_steps([Shell("echo ok", on_success=[Shell("exit 5")])], context)
+    assert not unhandled.ok and unhandled.error is not None
+    assert "on_success step failed" in str(unhandled.error)

@@ -238,3 +238,25 @@ def test_prodigy_computed_forms_are_refused_with_an_alternative(
 def test_context_names_cannot_be_captured() -> None:
     (message,) = problems_of(agent("shell: echo x\n      capture: workflow"))
     assert "workflow" in message
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        ("goal_seek: {goal: x, claude: /x}", "Prodigy's goal-seeking loop (goal_seek) is not "
+         "supported: run the command and its check in a shell step"),
+        ("foreach: {input: [a], do: []}", "Prodigy's foreach steps are not supported"),
+        ("analyze: {}", "Prodigy's analyze step is not supported"),
+        ("test: {command: make}", "Prodigy's legacy test step is not supported"),
+    ],
+)  # fmt: skip
+def test_refused_step_kinds_are_named_with_a_reason(step: str, expected: str) -> None:
+    (message,) = problems_of(agent(step))
+    assert expected in message
+
+
+def test_on_success_steps_see_the_step_they_follow() -> None:
+    assert problems_of(agent("shell: make\n      on_success: 'echo ${shell.output}'")) == []
+    assert problems_of(agent("claude: /x\n      on_success:\n        - shell: echo ${claude.output}")) == []
+    (message,) = problems_of(agent("shell: make\n      on_success:\n        shell: echo ${nope}"))
+    assert message.startswith("map.agent_template[0].on_success.shell: unknown variable ${nope}")

@@ -51,6 +51,9 @@ def step_text(step: Step) -> str:
 def _steps(steps: Sequence[Step], indent: str) -> Iterator[str]:
     for number, step in enumerate(steps, start=1):
         yield f"{indent}{number}. {step_text(step)}"
+        if step.on_success:
+            yield f"{indent}   on_success:"
+            yield from _steps(step.on_success, indent + "     ")
         if step.on_failure:
             yield f"{indent}   on_failure:"
             yield from _steps(step.on_failure, indent + "     ")
@@ -144,6 +147,9 @@ class _Chart:
         for step in steps:
             node = self.node(step_text(step), indent)
             self.lines.append(f"{indent}{last} --> {node}")
+            for after in step.on_success:
+                then = self.node(f"on_success: {step_text(after)}", indent)
+                self.lines.append(f"{indent}{node} -. succeeds .-> {then}")
             for handler in step.on_failure:
                 failed = self.node(f"on_failure: {step_text(handler)}", indent)
                 self.lines.append(f"{indent}{node} -. fails .-> {failed}")

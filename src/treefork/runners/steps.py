@@ -190,6 +190,8 @@ async def _run(step: Step, context: StepContext) -> tuple[StepResult, StepError 
     context.variables["last"] = last
     if progress.run.error is None:
         _keep_results(step, context, progress)
+    if progress.run.error is None and step.on_success:
+        await _after_success(step, context, progress)
     if progress.run.error is not None and step.on_failure:
         await _handle_failure(step, context, progress)
     if not context.allow_commits:
@@ -311,6 +313,16 @@ async def _handle_failure(step: Step, context: StepContext, progress: _Progress)
         return
     reason = f"{error.reason}; on_failure handler failed: {handlers.error}"
     progress.run = dataclasses.replace(progress.run, error=_with_reason(error, reason))
+
+
+async def _after_success(step: Step, context: StepContext, progress: _Progress) -> None:
+    """Run the ``on_success`` steps; when one fails, so does the step (its handlers run)."""
+    after = await run_steps(step.on_success, context)
+    progress.usage = progress.usage + after.usage
+    if not after.ok:
+        reason = f"succeeded, but its on_success step failed: {after.error}"
+        failure = make_error(context, step, reason, output_tail=after.output_tail)
+        progress.run = dataclasses.replace(progress.run, error=failure)
 
 
 def _with_reason(error: StepError, reason: str) -> StepError:

@@ -35,7 +35,7 @@ from treefork.workflow.references import (
     PhaseScope,
     phase_reference_problems,
 )
-from treefork.workflow.schema import POLICY_SHORTCUTS
+from treefork.workflow.schema import POLICY_SHORTCUTS, REFUSED_STEP_KINDS
 from treefork.workflow.source import DataPath, SourceMap, dotted
 from treefork.workflow.sources import EnvSources
 from treefork.workflow.unsupported import unsupported_warnings
@@ -187,7 +187,9 @@ class _Checker:
 
     def check_step(self, at: StepAt) -> None:
         kinds = [key for key in COMMAND_KEYS if key in at.step]
-        if not kinds:
+        if not kinds and any(key in at.step for key in REFUSED_STEP_KINDS):
+            pass  # the schema names the refused kind and why
+        elif not kinds:
             self.problem(at.path, "a step needs one of shell, claude or write_file")
         elif len(kinds) > 1:
             self.problem(

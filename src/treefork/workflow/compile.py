@@ -63,6 +63,7 @@ class _Options(TypedDict):
     timeout: float | None
     commit_required: bool
     on_failure: tuple[Step, ...]
+    on_success: tuple[Step, ...]
     continue_on_failure: bool
     capture: str | None
     capture_format: Any
@@ -137,6 +138,7 @@ def _options(spec: StepSpec, default_timeout: float | None) -> _Options:
             compile_step(handler, spec.on_failure.timeout if spec.on_failure else None)
             for handler in handlers
         ),
+        on_success=tuple(compile_step(after, default_timeout) for after in spec.on_success),
         continue_on_failure=_may_fail(spec),
         capture=_capture_name(spec),
         capture_format=spec.capture_format or "string",

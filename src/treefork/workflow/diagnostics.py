@@ -18,7 +18,13 @@ from pydantic import BaseModel, ValidationError
 
 from treefork.errors import Problem
 from treefork.workflow.layout import has_child
-from treefork.workflow.schema import ON_FAILURE_OPTIONS, OnFailureSpec, PhaseSpec, StepSpec
+from treefork.workflow.schema import (
+    ON_FAILURE_OPTIONS,
+    REFUSED_STEP_KINDS,
+    OnFailureSpec,
+    PhaseSpec,
+    StepSpec,
+)
 from treefork.workflow.source import DataPath, SourceMap, dotted
 
 __all__ = ("allowed_keys", "schema_problems")
@@ -106,6 +112,8 @@ def allowed_keys(root: type[BaseModel], location: tuple[str | int, ...]) -> list
 def _unknown_key_message(root: type[BaseModel], location: tuple[str | int, ...]) -> str:
     key = str(location[-1])
     allowed = allowed_keys(root, location[:-1])
+    if key in REFUSED_STEP_KINDS and "shell" in allowed:
+        return REFUSED_STEP_KINDS[key]
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown key {key!r}; did you mean {close[0]!r}?"

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from treefork.core.naming import is_valid_name
-from treefork.workflow.schema import ON_FAILURE_OPTIONS, command_step, handler_steps_of
+from treefork.workflow.schema import (
+    ON_FAILURE_OPTIONS,
+    command_step,
+    handler_steps_of,
+    success_steps_of,
+)
 from treefork.workflow.source import DataPath
 
 __all__ = (
@@ -30,6 +35,7 @@ __all__ = (
     "has_child",
     "phase_steps",
     "step_kind",
+    "success_steps",
     "walk_steps",
     "workflow_format",
 )
@@ -136,6 +142,18 @@ def handler_steps(at: StepAt) -> list[StepAt]:
     return [StepAt(path, handler) for handler in handler_steps_of(step)]
 
 
+def success_steps(at: StepAt) -> list[StepAt]:
+    """The ``on_success`` steps of a step: a step, one command string, or a list."""
+    written = at.step.get("on_success")
+    node, path = success_steps_of(written), (*at.path, "on_success")
+    if not isinstance(node, list):
+        return []
+    listed = isinstance(written, list)
+    paths = [(*path, i) if listed else path for i in range(len(node))]
+    pairs = zip(paths, node, strict=True)
+    return [StepAt(where, step) for where, step in pairs if isinstance(step, dict)]
+
+
 def step_kind(step: dict[str, Any]) -> str | None:
     """``shell``, ``claude`` or ``write_file`` when the step has exactly one of them."""
     kinds = [key for key in COMMAND_KEYS if key in step]
@@ -143,7 +161,9 @@ def step_kind(step: dict[str, Any]) -> str | None:
 
 
 def walk_steps(steps: list[StepAt]) -> Iterator[StepAt]:
-    """Every step and, after each, its ``on_failure`` steps (recursively)."""
+    """Every step and, after each, its ``on_failure`` and ``on_success`` steps
+    (recursively)."""
     for at in steps:
         yield at
         yield from walk_steps(handler_steps(at))
+        yield from walk_steps(success_steps(at))

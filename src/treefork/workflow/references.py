@@ -30,7 +30,7 @@ from typing import Any
 from treefork.core.interpolate import references, render_shell, render_text
 from treefork.core.items import MAP_FIELDS
 from treefork.errors import InterpolationError, Problem
-from treefork.workflow.layout import PhaseKind, StepAt, handler_steps, step_kind
+from treefork.workflow.layout import PhaseKind, StepAt, handler_steps, step_kind, success_steps
 from treefork.workflow.source import DataPath, SourceMap, dotted
 
 __all__ = ("ITEM_ROOTS", "PhaseScope", "capture_root", "phase_reference_problems")
@@ -281,6 +281,11 @@ def _handler_problems(
 ) -> Iterator[Problem]:
     kind = step_kind(at.step)
     inner = names | {"last"} | ({"shell"} if kind == "shell" else set())
+    after_success = inner | ({"claude"} if kind == "claude" else set())
+    for after in success_steps(at):
+        after_names = after_success | scope.names_for(after.step)
+        yield from _step_problems(after, after_names, scope, source)
+        yield from _handler_problems(after, after_names, scope, source)
     for handler in handler_steps(at):
         handler_names = inner | scope.names_for(handler.step)
         yield from _step_problems(handler, handler_names, scope, source)

@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    field_validator,
     model_validator,
 )
 
@@ -172,6 +173,8 @@ class StepSpec(Spec):
     commit_required: bool = False
     timeout: Seconds | None = None
     on_failure: OnFailureSpec | None = None
+    on_success: tuple[StepSpec, ...] = ()
+    """Steps run after the step succeeds: a step, one command string, or a list."""
     retry: RetrySpec | None = None
     retry_config: StepRetryConfigSpec | None = None
     """Prodigy's command-level retry (attempts, backoff, initial_delay, max_delay)."""
@@ -187,6 +190,11 @@ class StepSpec(Spec):
     validate_: Any = Field(default=None, alias="validate")
     """Prodigy's validation loop; not supported (a warning)."""
 
+    @field_validator("on_success", mode="before")
+    @classmethod
+    def _success_steps(cls, value: Any) -> Any:
+        return success_steps_of(value)
+
 
 POLICY_SHORTCUTS = ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold")
 """``error_policy`` settings also written beside it (at the top level, or in ``map``)."""
@@ -196,6 +204,20 @@ ON_FAILURE_OPTIONS = frozenset(
      "handler_failure_fatal", "capture"}
 )  # fmt: skip
 """Keys of Prodigy's ``on_failure`` mapping that belong to the handler, not its step."""
+
+
+def success_steps_of(value: Any) -> Any:
+    """``on_success`` as a list of steps: one step, one command string, or a list of steps
+    and command strings (anything else is left for the schema to refuse)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [command_step(value)]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [command_step(step) if isinstance(step, str) else step for step in value]
+    return value
 
 
 def command_step(command: str) -> dict[str, str]:
@@ -446,6 +468,16 @@ class TreeforkWorkflowSpec(_WorkflowCommon):
 
 
 StepSpec.model_rebuild()
+
+REFUSED_STEP_KINDS: dict[str, str] = {
+    "goal_seek": "Prodigy's goal-seeking loop (goal_seek) is not supported: run the command "
+    "and its check in a shell step, with retry_config to try again",
+    "foreach": "Prodigy's foreach steps are not supported: give the items to map (an agent "
+    "each), or loop in a shell step",
+    "analyze": "Prodigy's analyze step is not supported: run the analysis as a shell step",
+    "test": "Prodigy's legacy test step is not supported: write it as shell: with on_failure",
+}
+"""Step kinds Prodigy documents that treefork refuses, with the reason."""
 
 UNSUPPORTED: dict[str, str] = {
     "validate": "Prodigy's validation loop (validate/threshold/on_incomplete) is not run",
