@@ -57,3 +57,25 @@ def test_context_variables_have_their_documented_values(tmp_path: Path) -> None:
     assert reduce_line == "context-vars|context-vars/reduce|100.0|1"
     assert setup_line == "setup-out|0|record|1"
     assert job in treefork("events", job).stdout
+
+
+def test_an_item_field_no_item_has_stops_the_map_before_any_agent_runs(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "repo", {"items.json": '[{"path": "a.md"}, {"path": "b.md", "size": 2}]\n'}
+    )
+    ran = tmp_path / "ran"
+    flow = tmp_path / "typo.yml"
+    flow.write_text(
+        "name: typo\nmode: mapreduce\nmap:\n  input: items.json\n  json_path: '$[*]'\n"
+        f"  agent_template:\n    - shell: 'touch {ran}; echo ${{item.pth}} ${{item.size}}'\n"
+    )
+
+    finished = treefork("run", flow, "--repo", repo, "--yes", "--json")
+
+    assert finished.returncode == 1, finished.stderr
+    (failure,) = finished.report()["failures"]
+    assert failure["phase"] == "map" and failure["item"] is None
+    assert "uses ${item.pth}, which no item has; did you mean ${item.path}? (their fields: " \
+        "path, size)" in failure["error"]  # fmt: skip
+    assert "item.size" not in failure["error"]  # one item has it: not a typo
+    assert not ran.exists()
