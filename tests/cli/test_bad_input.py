@@ -183,7 +183,8 @@ map:
     - shell: "echo ${item.id}"
     - shell: "echo ${item.nope}"
 """,
-        ["phase map", "item first", "step echo ${item.nope}", "item.nope"],
+        # Caught once the items are loaded, before any agent starts.
+        ["phase map", "uses ${item.nope}, which no item has (their fields: id)"],
     ),
 }
 
