@@ -194,7 +194,7 @@ def computed_variables(context: StepContext, env: Mapping[str, str]) -> dict[str
             "iteration": 1,
         },
         "worker": {"id": worker},
-        "env": {**os.environ, **env},
+        "env": command_environment(env, {}, read_only=not context.allow_commits),
         "uuid": str(uuid.uuid4()),
     }
 

@@ -386,9 +386,9 @@ def _finish(
     error = run.error
     if error is not None:
         error.usage = progress.usage  # everything the step spent, retries and handlers included
-    # Masked here, after capture took the output as it is: results go to the state, the
-    # job store and the report.
-    message = mask_text(str(error) if error is not None else progress.handled or "") or None
+    # Output is masked here, after capture took it as it is (errors mask themselves):
+    # results go to the state, the job store and the report.
+    message = str(error) if error is not None else progress.handled
     result = StepResult(
         label=step.label,
         ok=error is None,

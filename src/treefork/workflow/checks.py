@@ -90,8 +90,15 @@ def _raw_env(node: Any) -> dict[str, str]:
     return {str(name): env_text(value) for name, value in node.items()}
 
 
-def _marked_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("secret") is True
+def _marked_secrets(block: Any, values: Mapping[str, str]) -> dict[str, str]:
+    """The resolved values of an env block's entries with ``secret: true``."""
+    if not isinstance(block, dict):
+        return {}
+    return {
+        str(name): values[str(name)]
+        for name, value in block.items()
+        if isinstance(value, dict) and value.get("secret") is True and str(name) in values
+    }
 
 
 def resolve_envs(
@@ -114,12 +121,7 @@ def resolve_envs(
     workflow = resolve_env({**raw, **sources.profile_env}, outer=[process])
     problems = [(paths[name], message) for name, message in workflow.problems]
     warnings = [(paths[name], message) for name, message in workflow.warnings]
-    env_block = get(data, ("env",))
-    secrets = {
-        name: workflow.values[str(name)]
-        for name, value in (env_block.items() if isinstance(env_block, dict) else ())
-        if _marked_secret(value) and str(name) in workflow.values
-    }
+    secrets = _marked_secrets(get(data, ("env",)), workflow.values)
     per_domain: dict[str, dict[str, str]] = {}
     files = sources.file_values
     for domain in domain_layouts(data):
@@ -131,12 +133,7 @@ def resolve_envs(
         per_domain[domain.name] = {**files, **workflow.values, **own.values}
         problems += [(domain.at("env", name), message) for name, message in own.problems]
         warnings += [(domain.at("env", name), message) for name, message in own.warnings]
-        if isinstance(own_block, dict):
-            secrets.update(
-                (str(name), own.values[str(name)])
-                for name, value in own_block.items()
-                if _marked_secret(value) and str(name) in own.values
-            )
+        secrets.update(_marked_secrets(own_block, own.values))
     secrets.update(sources.secrets)
     values = {**files, **workflow.values, **sources.secrets}
     per_domain = {name: {**env, **sources.secrets} for name, env in per_domain.items()}

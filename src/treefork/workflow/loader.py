@@ -1,6 +1,7 @@
 """Loading a workflow file: read, parse, validate everything at once, compile.
 
-:func:`parse_workflow` does all of it on text (no I/O) and is what the tests exercise;
+:func:`parse_workflow` does all of it on text (reading only the env files and secret
+files the workflow names) and is what the tests exercise;
 :func:`load_workflow` reads the file and calls it; :func:`validate_workflow` returns the
 problems instead of raising. A workflow that cannot be used always ends in one
 :class:`treefork.errors.WorkflowError` listing every problem with its ``file:line:col``,
